@@ -1,0 +1,216 @@
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
+import type { CommandPayload } from '../commands';
+import type { StreamName } from '../streams';
+import { IsEntityId, IsPlainObject, IsStreamName, NotTogetherWith } from './decorators';
+
+/**
+ * One DTO per command payload (PROTOCOL.md §3). Validation runs with `whitelist` and
+ * `forbidNonWhitelisted`, so every field must be declared here: unknown fields are refused.
+ * `implements` ties each DTO to the payload type in `commands.ts`.
+ */
+
+export class StreamDto {
+  @IsStreamName()
+  stream!: StreamName;
+}
+
+export class SubscribeDto extends StreamDto implements CommandPayload<'subscribe'> {
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  sinceSeq?: number;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(64)
+  epoch?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(128)
+  lastId?: string;
+}
+
+export class RefreshTokenDto implements CommandPayload<'refresh_token'> {
+  @IsString()
+  @MinLength(1)
+  @MaxLength(8192)
+  token!: string;
+}
+
+export class ChatDto implements CommandPayload<'chat'> {
+  @IsEntityId()
+  botId!: string;
+
+  @IsString()
+  @MinLength(1)
+  content!: string;
+
+  @IsOptional()
+  @IsEntityId()
+  sessionId?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  @MaxLength(128)
+  model?: string;
+
+  @IsOptional()
+  @IsString()
+  systemPrompt?: string;
+}
+
+export class CancelDto implements CommandPayload<'cancel'> {
+  @IsEntityId()
+  runId!: string;
+}
+
+export class ApprovalDto implements CommandPayload<'approval'> {
+  @IsEntityId()
+  approvalId!: string;
+
+  @IsBoolean()
+  approved!: boolean;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(4000)
+  note?: string;
+}
+
+export class PlanResponseDto implements CommandPayload<'plan_response'> {
+  @IsEntityId()
+  planId!: string;
+
+  @IsIn(['approve', 'reject', 'edit'])
+  response!: 'approve' | 'reject' | 'edit';
+
+  /** The edited plan; required when `response` is `edit`. */
+  @ValidateIf((o: PlanResponseDto) => o.response === 'edit' || o.plan !== undefined)
+  @IsString()
+  @MinLength(1)
+  plan?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(4000)
+  feedback?: string;
+}
+
+export class NewSessionDto implements CommandPayload<'new_session'> {
+  @IsEntityId()
+  botId!: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  title?: string;
+}
+
+export class SwitchSessionDto implements CommandPayload<'switch_session'> {
+  @IsEntityId()
+  sessionId!: string;
+}
+
+export class DagNodeDto {
+  @IsEntityId()
+  id!: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  kind?: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  label?: string;
+
+  @IsOptional()
+  @IsPlainObject()
+  config?: Record<string, unknown>;
+}
+
+export class DagEdgeDto {
+  @IsEntityId()
+  from!: string;
+
+  @IsEntityId()
+  to!: string;
+}
+
+export class DagDefinitionDto {
+  @IsArray()
+  @ArrayMaxSize(1000)
+  @ValidateNested({ each: true })
+  @Type(() => DagNodeDto)
+  nodes!: DagNodeDto[];
+
+  @IsArray()
+  @ArrayMaxSize(5000)
+  @ValidateNested({ each: true })
+  @Type(() => DagEdgeDto)
+  edges!: DagEdgeDto[];
+}
+
+export class StartExecutionDto implements CommandPayload<'start_execution'> {
+  /** Exactly one of `dag` (an inline definition) and `dagId` (a stored one) is given. */
+  @ValidateIf((o: StartExecutionDto) => o.dagId === undefined || o.dag !== undefined)
+  @ValidateNested()
+  @Type(() => DagDefinitionDto)
+  @IsPlainObject({ message: 'dag must be a definition { nodes, edges } unless dagId is given' })
+  dag?: DagDefinitionDto;
+
+  @ValidateIf((o: StartExecutionDto) => o.dag === undefined || o.dagId !== undefined)
+  @IsEntityId()
+  @NotTogetherWith('dag')
+  dagId?: string;
+
+  @IsOptional()
+  @IsPlainObject()
+  inputs?: Record<string, unknown>;
+
+  @IsOptional()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0)
+  budgetUsd?: number;
+}
+
+export class HumanDecisionDto implements CommandPayload<'human_decision'> {
+  @IsEntityId()
+  executionId!: string;
+
+  @IsEntityId()
+  nodeId!: string;
+
+  @IsIn(['approve', 'reject', 'modify'])
+  decision!: 'approve' | 'reject' | 'modify';
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(4000)
+  feedback?: string;
+}
+
+export class ExecutionControlDto implements CommandPayload<'pause_execution'> {
+  @IsEntityId()
+  executionId!: string;
+}
