@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { validateEventDraft } from '../event-schemas';
+import type { BotEvent } from '../events/bot';
+import type { DagEvent } from '../events/dag';
 import { botEventArb, dagEventArb, withTimestamps } from '../testing/arbitraries';
 import { foldBot, initialBotState } from './bot.reducer';
 import { foldDag, initialDagState } from './dag.reducer';
@@ -16,8 +18,8 @@ function deepFreeze<T>(value: T): T {
 const roundTrip = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
 describe.each([
-  { kind: 'bot' as const, arb: botEventArb, fold: foldBot, init: initialBotState },
-  { kind: 'dag' as const, arb: dagEventArb, fold: foldDag, init: initialDagState },
+  { kind: 'bot' as const, arb: botEventArb as fc.Arbitrary<BotEvent | DagEvent>, fold: foldBot, init: initialBotState },
+  { kind: 'dag' as const, arb: dagEventArb as fc.Arbitrary<BotEvent | DagEvent>, fold: foldDag, init: initialDagState },
 ])('$kind reducer', ({ kind, arb, fold, init }) => {
   const eventLists = fc.array(arb, { maxLength: 60 }).map((events) => withTimestamps(events));
 

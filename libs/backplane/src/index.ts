@@ -1,0 +1,5 @@
+export * from './keys';
+export * from './retention';
+export * from './scripts';
+export * from './stream-history';
+export * from './stream-publisher';

@@ -1,0 +1,88 @@
+import type { StreamName } from '@app/protocol';
+
+/**
+ * Every Redis key and channel name of the backplane is built here and nowhere else.
+ * Renaming one is a data migration: running pods and workers must agree on it.
+ *
+ * All keys of one stream share the hash tag `{<stream>}` — and so does its live channel —
+ * so each Lua script touches a single Redis Cluster slot and may SPUBLISH from inside.
+ */
+export const KEY_PREFIX = 'rt';
+
+export interface StreamKeys {
+  /** HASH `epoch`, `seq` (head), `createdAt`, `checkpointSeq`. */
+  meta: string;
+  /** STREAM of envelopes; entry id `<seq>-0`, fields `i` (event id), `t` (ts), `e` (envelope JSON). */
+  history: string;
+  /** STRING JSON `{ seq, epoch, state }`: the stream's state folded up to `seq`. */
+  checkpoint: string;
+  /** STRING lock (PX) held by the one process folding a new checkpoint. */
+  compactLock: string;
+  /** HASH userId → connections watching, across pods. */
+  presenceUsers: string;
+  /** HASH `<podId>|<userId>` → connections on that pod. */
+  presenceConns: string;
+  /** ZSET podId → last heartbeat (ms): a pod that stops beating is pruned. */
+  presencePods: string;
+}
+
+const tag = (stream: StreamName) => `${KEY_PREFIX}:{${stream}}`;
+
+export function streamKeys(stream: StreamName): StreamKeys {
+  const t = tag(stream);
+  return {
+    meta: `${t}:meta`,
+    history: `${t}:history`,
+    checkpoint: `${t}:checkpoint`,
+    compactLock: `${t}:compacting`,
+    presenceUsers: `${t}:presence:users`,
+    presenceConns: `${t}:presence:conns`,
+    presencePods: `${t}:presence:pods`,
+  };
+}
+
+/** HTTP publish idempotency (`Idempotency-Key`), scoped to the stream. */
+export function publishIdempotencyKey(stream: StreamName, key: string): string {
+  return `${tag(stream)}:idem:${key}`;
+}
+
+/** The channel a stream's events and presence changes are SPUBLISHed on. */
+export function streamChannel(stream: StreamName): string {
+  return `${tag(stream)}:live`;
+}
+
+/** The stream a live channel belongs to, or null for a channel that is not one. */
+export function streamOfChannel(channel: string): StreamName | null {
+  const match = /^rt:\{((?:bot|dag):[A-Za-z0-9_.-]{1,128})\}:live$/.exec(channel);
+  return match ? (match[1] as StreamName) : null;
+}
+
+/** Command idempotency records, per user (a command id is unique per client, not globally). */
+export function commandKey(userId: string, commandId: string): string {
+  // `sub` is any string: encoding keeps braces in it from breaking the hash tag.
+  return `${KEY_PREFIX}:{user:${encodeURIComponent(userId)}}:cmd:${commandId}`;
+}
+
+/** Readiness probe channel: a pod proves its subscriber connection by a round trip. */
+export function probeChannel(podId: string): string {
+  return `${KEY_PREFIX}:{pod:${podId}}:probe`;
+}
+
+/**
+ * Records of the bot/DAG domain that the gateway checks before queueing a command, each
+ * under its own hash tag (ids are `[A-Za-z0-9_.-]`, so they cannot break one).
+ */
+export const domainKeys = {
+  /** HASH botId, sessionId, userId, status: who may cancel a run, and whether it ended. */
+  run: (runId: string) => `${KEY_PREFIX}:{run:${runId}}`,
+  /** HASH botId, title, createdBy, createdAt. */
+  session: (sessionId: string) => `${KEY_PREFIX}:{session:${sessionId}}`,
+  /** LIST of message JSON, oldest first, capped. */
+  sessionMessages: (sessionId: string) => `${KEY_PREFIX}:{session:${sessionId}}:messages`,
+  /** HASH botId, runId, sessionId, status (pending | resolved). */
+  approval: (approvalId: string) => `${KEY_PREFIX}:{approval:${approvalId}}`,
+  /** HASH botId, runId, sessionId, status. */
+  plan: (planId: string) => `${KEY_PREFIX}:{plan:${planId}}`,
+  /** HASH status, createdBy, jobId; gates as fields `gate:<nodeId>`. */
+  execution: (executionId: string) => `${KEY_PREFIX}:{execution:${executionId}}`,
+};

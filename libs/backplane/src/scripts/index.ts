@@ -1,0 +1,31 @@
+import type { Cluster, Redis } from 'ioredis';
+import { CATCH_UP_LUA } from './catch-up.lua';
+import { PRESENCE_BEAT_LUA, PRESENCE_JOIN_LUA, PRESENCE_LEAVE_LUA, PRESENCE_LIST_LUA } from './presence.lua';
+import { PUBLISH_LUA } from './publish.lua';
+import { WRITE_CHECKPOINT_LUA } from './write-checkpoint.lua';
+
+export type RedisClient = Redis | Cluster;
+
+/**
+ * The backplane's Lua scripts, registered under versioned names: a script whose keys or
+ * arguments change gets a new version, so old and new pods can run side by side.
+ */
+const SCRIPTS = {
+  rtPublishV1: { numberOfKeys: 5, lua: PUBLISH_LUA },
+  rtCatchUpV1: { numberOfKeys: 3, lua: CATCH_UP_LUA },
+  rtWriteCheckpointV1: { numberOfKeys: 3, lua: WRITE_CHECKPOINT_LUA },
+  rtPresenceJoinV1: { numberOfKeys: 3, lua: PRESENCE_JOIN_LUA },
+  rtPresenceLeaveV1: { numberOfKeys: 3, lua: PRESENCE_LEAVE_LUA },
+  rtPresenceBeatV1: { numberOfKeys: 3, lua: PRESENCE_BEAT_LUA },
+  rtPresenceListV1: { numberOfKeys: 3, lua: PRESENCE_LIST_LUA },
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+type ScriptArg = string | number;
+
+/** Defines the scripts on a connection (once) and runs them by name, EVALSHA first. */
+export function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
+  const commands = redis as unknown as Record<string, ((...a: ScriptArg[]) => Promise<unknown>) | undefined>;
+  if (!commands[name]) redis.defineCommand(name, SCRIPTS[name]);
+  return (commands[name] as (...a: ScriptArg[]) => Promise<unknown>).call(redis, ...keys, ...args);
+}

@@ -1,0 +1,136 @@
+/**
+ * Presence (PROTOCOL.md §8): who watches a stream, across pods. Counts are kept per pod so
+ * that a pod that dies can be taken out: each live pod beats for the streams it holds, and
+ * every presence script first prunes pods whose beat is older than the cut-off.
+ *
+ * KEYS[1] presenceUsers   HASH userId → connections across pods
+ * KEYS[2] presenceConns   HASH `<podId>|<userId>` → connections on that pod
+ * KEYS[3] presencePods    ZSET podId → last beat (ms)
+ *
+ * Common ARGV: [1] stream name, [2] live channel, [3] now (ms), [4] stale cut-off (ms),
+ * [5] idle TTL seconds of the presence keys. Scripts add their own ARGV after those.
+ *
+ * A change of membership (a user's first connection joined, last one left) is SPUBLISHed
+ * on the stream's live channel as `{ kind: "presence", change: { stream, joined | left } }`.
+ */
+const PRELUDE = `
+local users, conns, pods = KEYS[1], KEYS[2], KEYS[3]
+local stream, channel, now, staleBefore, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+
+local function announce(field, list)
+  if #list == 0 then return end
+  local change = { stream = stream }
+  change[field] = list
+  redis.call('SPUBLISH', channel, cjson.encode({ kind = 'presence', change = change }))
+end
+
+-- Takes out the counts of pods that stopped beating; returns users whose last connection went.
+local function prune()
+  local stale = redis.call('ZRANGEBYSCORE', pods, '-inf', '(' .. staleBefore)
+  if #stale == 0 then return {} end
+  local isStale = {}
+  for _, pod in ipairs(stale) do isStale[pod] = true end
+  local left = {}
+  local flat = redis.call('HGETALL', conns)
+  for i = 1, #flat, 2 do
+    local field, count = flat[i], tonumber(flat[i + 1])
+    local sep = string.find(field, '|', 1, true)
+    local pod, user = string.sub(field, 1, sep - 1), string.sub(field, sep + 1)
+    if isStale[pod] then
+      redis.call('HDEL', conns, field)
+      if redis.call('HINCRBY', users, user, -count) <= 0 then
+        redis.call('HDEL', users, user)
+        left[#left + 1] = user
+      end
+    end
+  end
+  redis.call('ZREM', pods, unpack(stale))
+  return left
+end
+
+local function keepAlive()
+  if ttl > 0 then
+    redis.call('EXPIRE', users, ttl)
+    redis.call('EXPIRE', conns, ttl)
+    redis.call('EXPIRE', pods, ttl)
+  end
+end
+`;
+
+/** ARGV[6] podId, ARGV[7] userId. Returns the user's connection count across pods. */
+export const PRESENCE_JOIN_LUA = `${PRELUDE}
+local pod, user = ARGV[6], ARGV[7]
+announce('left', prune())
+redis.call('ZADD', pods, now, pod)
+redis.call('HINCRBY', conns, pod .. '|' .. user, 1)
+local total = redis.call('HINCRBY', users, user, 1)
+if total == 1 then announce('joined', { user }) end
+keepAlive()
+return total
+`;
+
+/** ARGV[6] podId, ARGV[7] userId. Returns the user's remaining connection count. */
+export const PRESENCE_LEAVE_LUA = `${PRELUDE}
+local pod, user = ARGV[6], ARGV[7]
+announce('left', prune())
+local field = pod .. '|' .. user
+local here = tonumber(redis.call('HGET', conns, field) or '0')
+if here <= 0 then return tonumber(redis.call('HGET', users, user) or '0') end
+if here == 1 then redis.call('HDEL', conns, field) else redis.call('HINCRBY', conns, field, -1) end
+local total = redis.call('HINCRBY', users, user, -1)
+if total <= 0 then
+  redis.call('HDEL', users, user)
+  announce('left', { user })
+  total = 0
+end
+return total
+`;
+
+/**
+ * ARGV[6] podId, then pairs userId, connections: this pod's whole membership of the stream.
+ * The beat is authoritative for its pod: it refreshes the pod's liveness and corrects any
+ * drift (a lost join or leave, Redis data loss), announcing the changes it makes.
+ */
+export const PRESENCE_BEAT_LUA = `${PRELUDE}
+local pod = ARGV[6]
+local leftUsers = prune()
+local joinedUsers = {}
+local prefix = pod .. '|'
+local current = {}
+local flat = redis.call('HGETALL', conns)
+for i = 1, #flat, 2 do
+  if string.sub(flat[i], 1, #prefix) == prefix then current[string.sub(flat[i], #prefix + 1)] = tonumber(flat[i + 1]) end
+end
+local desired = {}
+for i = 7, #ARGV, 2 do desired[ARGV[i]] = tonumber(ARGV[i + 1]) end
+
+for user, count in pairs(desired) do
+  local old = current[user] or 0
+  if count ~= old then
+    local delta = count - old
+    redis.call('HSET', conns, prefix .. user, count)
+    local total = redis.call('HINCRBY', users, user, delta)
+    if total - delta <= 0 and total > 0 then joinedUsers[#joinedUsers + 1] = user end
+  end
+end
+for user, old in pairs(current) do
+  if not desired[user] then
+    redis.call('HDEL', conns, prefix .. user)
+    if redis.call('HINCRBY', users, user, -old) <= 0 then
+      redis.call('HDEL', users, user)
+      leftUsers[#leftUsers + 1] = user
+    end
+  end
+end
+if next(desired) then redis.call('ZADD', pods, now, pod) else redis.call('ZREM', pods, pod) end
+announce('joined', joinedUsers)
+announce('left', leftUsers)
+keepAlive()
+return 1
+`;
+
+/** Returns the flat HGETALL of users → connections, after pruning dead pods. */
+export const PRESENCE_LIST_LUA = `${PRELUDE}
+announce('left', prune())
+return redis.call('HGETALL', users)
+`;

@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type Envelope,
+  ErrorCode,
+  foldEvents,
+  initialState,
+  isEnvelope,
+  parseStream,
+  ProtocolError,
+  type StreamName,
+  type StreamState,
+} from '@app/protocol';
+import { streamKeys } from './keys';
+import type { RetentionPolicy } from './retention';
+import { type RedisClient, runScript } from './scripts';
+
+/** Where a subscriber stands after catching up: replay these events, or take this state. */
+export type CatchUp =
+  | { mode: 'replay'; epoch: string; seq: number; events: Envelope[] }
+  | { mode: 'snapshot'; reason: SnapshotReason; epoch: string; seq: number; state: StreamState; tailLength: number };
+
+export type SnapshotReason = 'requested' | 'epoch' | 'diverged' | 'trimmed' | 'too_far';
+
+export interface ResumePoint {
+  sinceSeq: number;
+  epoch: string;
+  lastId?: string;
+}
+
+interface Checkpoint {
+  seq: number;
+  epoch: string;
+  state: StreamState;
+}
+
+/**
+ * Reads a stream's history: replays, snapshots (checkpoint + the events after it, folded
+ * with the protocol's reducers) and the compaction that writes new checkpoints.
+ */
+export class StreamHistory {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly retention: RetentionPolicy,
+  ) {}
+
+  /** One atomic read: a replay after `resume` when history allows it, else a snapshot. */
+  async catchUp(stream: StreamName, resume?: ResumePoint): Promise<CatchUp> {
+    const keys = streamKeys(stream);
+    const reply = (await runScript(
+      this.redis,
+      'rtCatchUpV1',
+      [keys.meta, keys.history, keys.checkpoint],
+      [
+        randomUUID(),
+        resume ? resume.sinceSeq : -1,
+        resume?.epoch ?? '',
+        resume?.lastId ?? '',
+        this.retention.maxReplay,
+        this.retention.idleTtlSeconds,
+      ],
+    )) as [string, string, string, number, string, ...string[]];
+    const [mode, reason, epoch, head, checkpointJson, ...rawEvents] = reply;
+    const events = rawEvents.map((raw) => decodeStored(stream, raw));
+    const seq = Number(head);
+    if (mode === 'replay') return { mode, epoch, seq, events };
+
+    const state = this.fold(stream, epoch, checkpointJson, events);
+    return { mode: 'snapshot', reason: reason as SnapshotReason, epoch, seq, state, tailLength: events.length };
+  }
+
+  /**
+   * Folds a new checkpoint at the stream's head, if another process has not already. Called
+   * by publishers when their publish made one due (they hold the compaction lock), and by
+   * snapshot readers that had to fold a long tail.
+   */
+  async compact(stream: StreamName): Promise<boolean> {
+    const snapshot = await this.catchUp(stream);
+    if (snapshot.mode !== 'snapshot') return false;
+    const keys = streamKeys(stream);
+    const checkpoint: Checkpoint = { seq: snapshot.seq, epoch: snapshot.epoch, state: snapshot.state };
+    const written = await runScript(
+      this.redis,
+      'rtWriteCheckpointV1',
+      [keys.meta, keys.checkpoint, keys.compactLock],
+      [snapshot.epoch, snapshot.seq, JSON.stringify(checkpoint)],
+    );
+    return written === 1;
+  }
+
+  /** Events `fromSeq..toSeq` still in history (fewer when trimmed), for a pod filling a gap. */
+  async range(stream: StreamName, fromSeq: number, toSeq: number): Promise<Envelope[]> {
+    const entries = (await this.redis.xrange(streamKeys(stream).history, `${fromSeq}-0`, `${toSeq}-0`)) as Array<
+      [string, string[]]
+    >;
+    return entries.map(([, fields]) => decodeStored(stream, fields[5]));
+  }
+
+  /** The stream's epoch and head seq, or null for a stream with no history. */
+  async head(stream: StreamName): Promise<{ epoch: string; seq: number } | null> {
+    const [epoch, seq] = await this.redis.hmget(streamKeys(stream).meta, 'epoch', 'seq');
+    return epoch ? { epoch, seq: Number(seq ?? 0) } : null;
+  }
+
+  private fold(stream: StreamName, epoch: string, checkpointJson: string, tail: Envelope[]): StreamState {
+    const kind = parseStream(stream)?.kind;
+    if (!kind) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, `not a stream: ${stream}`);
+    let base = initialState(kind);
+    if (checkpointJson) {
+      const checkpoint = JSON.parse(checkpointJson) as Checkpoint;
+      // A checkpoint of another epoch cannot happen (a new epoch deletes it); guard anyway.
+      if (checkpoint.epoch === epoch) base = checkpoint.state as typeof base;
+    }
+    return foldEvents(kind, base, tail);
+  }
+}
+
+/** Decodes an envelope read back from Redis; a malformed one is a server fault, not input. */
+function decodeStored(stream: StreamName, raw: string): Envelope {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = undefined;
+  }
+  if (!isEnvelope(value) || value.stream !== stream) {
+    throw new ProtocolError(ErrorCode.INTERNAL, `history of ${stream} holds a malformed event`);
+  }
+  return value;
+}

@@ -1,0 +1,142 @@
+import { foldEvents, initialState, type BotEvent, type Envelope, type StreamName } from '@app/protocol';
+import { acquireRedis, createRedis, waitFor, type AcquiredRedis } from '@app/runtime';
+import type Redis from 'ioredis';
+import { streamChannel, streamKeys } from './keys';
+import { DEFAULT_RETENTION, type RetentionPolicy } from './retention';
+import { StreamHistory } from './stream-history';
+import { StreamPublisher } from './stream-publisher';
+
+let server: AcquiredRedis;
+const connections: Redis[] = [];
+const connect = (role = 'test') => {
+  const redis = createRedis({ url: server.url, role });
+  connections.push(redis);
+  return redis;
+};
+
+beforeAll(async () => {
+  server = await acquireRedis({ ownServer: true, persistent: false });
+});
+afterAll(async () => {
+  await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));
+  await server.release();
+});
+
+let streamCounter = 0;
+const newStream = (): StreamName => `bot:pub-${++streamCounter}`;
+const thinking = (i: number): BotEvent => ({ type: 'thinking', payload: { sessionId: 's', runId: 'r', content: `${i}` } });
+
+describe('StreamPublisher', () => {
+  it('gives gapless, strictly ordered seqs to 4 concurrent publishers, on the channel and in history', async () => {
+    const stream = newStream();
+    const listener = connect('listener');
+    const received: Envelope[] = [];
+    listener.on('smessage', (_channel: string, message: string) => received.push((JSON.parse(message) as { envelope: Envelope }).envelope));
+    await listener.ssubscribe(streamChannel(stream));
+
+    const publishers = Array.from({ length: 4 }, (_, i) => new StreamPublisher(connect(`publisher-${i}`), DEFAULT_RETENTION));
+    const perPublisher = 150;
+    const results = await Promise.all(
+      publishers.map((publisher, p) =>
+        Promise.all(Array.from({ length: perPublisher }, (_, i) => publisher.publish(stream, thinking(p * 1000 + i)))),
+      ),
+    );
+    const total = publishers.length * perPublisher;
+    const assigned = results.flat().map((r) => r.seq).sort((a, b) => a - b);
+    expect(assigned).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+
+    await waitFor(() => received.length === total, { message: `${total} channel messages` });
+    expect(received.map((e) => e.seq)).toEqual(assigned);
+    expect(new Set(received.map((e) => e.id)).size).toBe(total);
+    expect(new Set(received.map((e) => e.epoch)).size).toBe(1);
+
+    const history = await new StreamHistory(connect(), DEFAULT_RETENTION).range(stream, 1, total);
+    expect(history).toEqual(received);
+  });
+
+  it('publishes the payload JSON untouched, empty arrays and objects included', async () => {
+    const stream = newStream();
+    const publisher = new StreamPublisher(connect(), DEFAULT_RETENTION);
+    const payload = { sessionId: 's', runId: 'r', toolCallId: 't', tool: 'x', args: { list: [], empty: {}, text: 'a"b\\c/é' } };
+    const published = await publisher.publish(stream, { type: 'tool_start', payload });
+    const [event] = await new StreamHistory(connect(), DEFAULT_RETENTION).range(stream, 1, 1);
+    expect(event).toEqual({ v: 1, stream, seq: 1, epoch: published.epoch, id: published.id, type: 'tool_start', ts: published.ts, payload });
+    expect(Math.abs(published.ts - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('returns the first answer for a repeated idempotency key and publishes once', async () => {
+    const stream = newStream();
+    const publisher = new StreamPublisher(connect(), DEFAULT_RETENTION);
+    const first = await publisher.publish(stream, thinking(1), { idempotencyKey: 'k1' });
+    const again = await publisher.publish(stream, thinking(2), { idempotencyKey: 'k1' });
+    const other = await publisher.publish(stream, thinking(3), { idempotencyKey: 'k2' });
+    expect(again).toEqual({ ...first, duplicate: true });
+    expect(first.duplicate).toBe(false);
+    expect(other.seq).toBe(2);
+  });
+
+  it('starts a new epoch, from seq 1, when the stream lost its history', async () => {
+    const stream = newStream();
+    const redis = connect();
+    const publisher = new StreamPublisher(redis, DEFAULT_RETENTION);
+    const before = await publisher.publish(stream, thinking(1));
+    await publisher.publish(stream, thinking(2));
+    await redis.del(streamKeys(stream).meta);
+    const after = await publisher.publish(stream, thinking(3));
+    expect(after.seq).toBe(1);
+    expect(after.epoch).not.toBe(before.epoch);
+    expect(await redis.xlen(streamKeys(stream).history)).toBe(1);
+  });
+
+  it('trims history by count but keeps a snapshot equal to the fold of every event', async () => {
+    const stream = newStream();
+    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxEvents: 10, checkpointEvery: 7 };
+    const publisher = new StreamPublisher(connect(), retention);
+    const history = new StreamHistory(connect(), retention);
+    const drafts: BotEvent[] = [
+      { type: 'run_started', payload: { sessionId: 's', runId: 'r', model: 'm' } },
+      ...Array.from({ length: 99 }, (_, i): BotEvent => ({
+        type: 'message',
+        payload: { sessionId: 's', runId: 'r', messageId: 'm', role: 'assistant', content: `${i},`, delta: true },
+      })),
+    ];
+    const published = [];
+    for (const draft of drafts) published.push(await publisher.publish(stream, draft));
+    await publisher.drain();
+
+    const kept = await history.range(stream, 1, 100);
+    expect(kept.length).toBeLessThanOrEqual(retention.maxEvents + retention.checkpointEvery);
+    expect(kept[0].seq).toBeGreaterThan(1);
+    expect(kept.at(-1)?.seq).toBe(100);
+
+    const snapshot = await history.catchUp(stream);
+    const expected = foldEvents('bot', initialState('bot'), drafts.map((d, i) => ({ ...d, ts: published[i].ts })));
+    expect(snapshot).toMatchObject({ mode: 'snapshot', seq: 100, state: expected });
+  });
+
+  it('trims events older than the age limit, never past the newest checkpoint', async () => {
+    const stream = newStream();
+    const redis = connect();
+    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxAgeMs: 200, checkpointEvery: 3 };
+    const publisher = new StreamPublisher(redis, retention);
+    for (let i = 0; i < 6; i++) await publisher.publish(stream, thinking(i));
+    await publisher.drain();
+    const checkpointSeq = Number(await redis.hget(streamKeys(stream).meta, 'checkpointSeq'));
+    expect(checkpointSeq).toBeGreaterThanOrEqual(3);
+
+    // Let the first six age out (Redis' clock is the one that counts), then publish one more.
+    const sixth = (await new StreamHistory(redis, retention).range(stream, 6, 6))[0];
+    await waitFor(async () => {
+      const [seconds, micros] = await redis.time();
+      // Whole milliseconds, as the script reads the clock: strictly older than the limit.
+      return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) > sixth.ts + retention.maxAgeMs;
+    });
+    await publisher.publish(stream, thinking(7));
+    await publisher.drain();
+    const remaining = (await new StreamHistory(redis, retention).range(stream, 1, 100)).map((e) => e.seq);
+    const newestCheckpoint = Number(await redis.hget(streamKeys(stream).meta, 'checkpointSeq'));
+    expect(remaining[0]).toBe(Math.min(7, checkpointSeq + 1));
+    expect(remaining.at(-1)).toBe(7);
+    expect(newestCheckpoint).toBeGreaterThanOrEqual(checkpointSeq);
+  });
+});

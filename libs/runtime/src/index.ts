@@ -1,0 +1,6 @@
+export * from './config';
+export * from './logger';
+export * from './redis';
+export * from './redis-server';
+export * from './acquire-redis';
+export * from './testing/wait';

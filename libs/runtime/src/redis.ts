@@ -1,0 +1,52 @@
+import Redis, { type RedisOptions } from 'ioredis';
+
+/**
+ * Redis connections of the gateway and workers. Every connection retries forever with a
+ * capped backoff: a Redis restart is a pause, never a crash. `role` names the connection
+ * in `CLIENT LIST` and in logs.
+ */
+export interface RedisConnectionOptions {
+  url: string;
+  role: string;
+  /** BullMQ's blocking connections need `null` (never fail a command for retries). */
+  maxRetriesPerRequest?: number | null;
+  /** Fail commands at once while disconnected instead of queueing them. */
+  failFastWhenDown?: boolean;
+  lazyConnect?: boolean;
+}
+
+export function redisOptions(options: RedisConnectionOptions): RedisOptions {
+  return {
+    connectionName: options.role,
+    maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? 3 : options.maxRetriesPerRequest,
+    enableOfflineQueue: !options.failFastWhenDown,
+    lazyConnect: options.lazyConnect ?? false,
+    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
+    // A replica promoted after failover answers READONLY until we reconnect to the new primary.
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
+  };
+}
+
+export function createRedis(options: RedisConnectionOptions): Redis {
+  return new Redis(options.url, redisOptions(options));
+}
+
+/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
+export async function waitForReady(redis: Redis, timeoutMs = 10_000): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`Redis (${redis.options.connectionName ?? 'connection'}) not ready after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+    };
+    redis.on('ready', onReady);
+  });
+}

@@ -1,0 +1,43 @@
+/**
+ * Awaiting conditions in tests: poll a predicate until it holds, with a deadline, so a test
+ * waits exactly as long as the system needs and fails with a message when it never does.
+ */
+export async function waitFor<T>(
+  probe: () => T | Promise<T>,
+  { timeoutMs = 10_000, intervalMs = 10, message = 'condition' }: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value as NonNullable<T>;
+      last = value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Resolves with the first emission of `event` on an emitter, or rejects after `timeoutMs`. */
+export function once<T = unknown>(
+  emitter: { once(event: string, listener: (arg: T) => void): unknown; off(event: string, listener: (arg: T) => void): unknown },
+  event: string,
+  timeoutMs = 10_000,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, listener);
+      reject(new Error(`Timed out after ${timeoutMs} ms waiting for '${event}'`));
+    }, timeoutMs);
+    const listener = (arg: T) => {
+      clearTimeout(timer);
+      resolve(arg);
+    };
+    emitter.once(event, listener);
+  });
+}
