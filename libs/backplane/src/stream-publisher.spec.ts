@@ -4,7 +4,7 @@ import type Redis from 'ioredis';
 import { streamChannel, streamKeys } from './keys';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention';
 import { StreamHistory } from './stream-history';
-import { StreamPublisher } from './stream-publisher';
+import { type PublishedEvent, StreamPublisher } from './stream-publisher';
 
 let server: AcquiredRedis;
 const connections: Redis[] = [];
@@ -100,7 +100,7 @@ describe('StreamPublisher', () => {
         payload: { sessionId: 's', runId: 'r', messageId: 'm', role: 'assistant', content: `${i},`, delta: true },
       })),
     ];
-    const published = [];
+    const published: PublishedEvent[] = [];
     for (const draft of drafts) published.push(await publisher.publish(stream, draft));
     await publisher.drain();
 
