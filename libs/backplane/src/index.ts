@@ -3,3 +3,5 @@ export * from './retention';
 export * from './scripts';
 export * from './stream-history';
 export * from './stream-publisher';
+export * from './queues';
+export * from './domain-store';

@@ -83,6 +83,8 @@ export const domainKeys = {
   approval: (approvalId: string) => `${KEY_PREFIX}:{approval:${approvalId}}`,
   /** HASH botId, runId, sessionId, status. */
   plan: (planId: string) => `${KEY_PREFIX}:{plan:${planId}}`,
-  /** HASH status, createdBy, jobId; gates as fields `gate:<nodeId>`. */
+  /** HASH status, userId; human gates as fields `gate:<nodeId>`. */
   execution: (executionId: string) => `${KEY_PREFIX}:{execution:${executionId}}`,
+  /** STRING JSON DagDefinition, stored for `start_execution { dagId }`. */
+  dagDefinition: (dagId: string) => `${KEY_PREFIX}:{dag-definition:${dagId}}`,
 };

@@ -40,7 +40,7 @@ interface Checkpoint {
 export class StreamHistory {
   constructor(
     private readonly redis: RedisClient,
-    private readonly retention: RetentionPolicy,
+    readonly retention: RetentionPolicy,
   ) {}
 
   /** One atomic read: a replay after `resume` when history allows it, else a snapshot. */

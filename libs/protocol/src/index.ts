@@ -8,3 +8,4 @@ export * from './commands';
 export * from './socket-events';
 export * from './event-schemas';
 export * from './reducers';
+export * from './dag-check';

@@ -13,6 +13,8 @@ export interface RedisConnectionOptions {
   /** Fail commands at once while disconnected instead of queueing them. */
   failFastWhenDown?: boolean;
   lazyConnect?: boolean;
+  /** Let ioredis resubscribe by itself after a reconnect (off where the owner does it). */
+  autoResubscribe?: boolean;
 }
 
 export function redisOptions(options: RedisConnectionOptions): RedisOptions {
@@ -21,6 +23,7 @@ export function redisOptions(options: RedisConnectionOptions): RedisOptions {
     maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? 3 : options.maxRetriesPerRequest,
     enableOfflineQueue: !options.failFastWhenDown,
     lazyConnect: options.lazyConnect ?? false,
+    autoResubscribe: options.autoResubscribe ?? true,
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
     // A replica promoted after failover answers READONLY until we reconnect to the new primary.
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
@@ -49,4 +52,13 @@ export async function waitForReady(redis: Redis, timeoutMs = 10_000): Promise<vo
     };
     redis.on('ready', onReady);
   });
+}
+
+/** True for errors that mean "Redis is not reachable right now" rather than a bug. */
+export function isRedisUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (
+    error.name === 'MaxRetriesPerRequestError' ||
+    /Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue options is false|LOADING/i.test(error.message)
+  );
 }

@@ -7,15 +7,19 @@
  * KEYS[2] presenceConns   HASH `<podId>|<userId>` → connections on that pod
  * KEYS[3] presencePods    ZSET podId → last beat (ms)
  *
- * Common ARGV: [1] stream name, [2] live channel, [3] now (ms), [4] stale cut-off (ms),
- * [5] idle TTL seconds of the presence keys. Scripts add their own ARGV after those.
+ * Common ARGV: [1] stream name, [2] live channel, [3] how old a pod's last beat may be (ms)
+ * before it counts as dead, [4] idle TTL seconds of the presence keys. Scripts add their
+ * own ARGV after those. Time is Redis' clock, so pods with skewed clocks agree.
  *
  * A change of membership (a user's first connection joined, last one left) is SPUBLISHed
  * on the stream's live channel as `{ kind: "presence", change: { stream, joined | left } }`.
  */
 const PRELUDE = `
 local users, conns, pods = KEYS[1], KEYS[2], KEYS[3]
-local stream, channel, now, staleBefore, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local stream, channel, ttl = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local staleBefore = now - tonumber(ARGV[3])
 
 local function announce(field, list)
   if #list == 0 then return end
@@ -57,9 +61,9 @@ local function keepAlive()
 end
 `;
 
-/** ARGV[6] podId, ARGV[7] userId. Returns the user's connection count across pods. */
+/** ARGV[5] podId, ARGV[6] userId. Returns the user's connection count across pods. */
 export const PRESENCE_JOIN_LUA = `${PRELUDE}
-local pod, user = ARGV[6], ARGV[7]
+local pod, user = ARGV[5], ARGV[6]
 announce('left', prune())
 redis.call('ZADD', pods, now, pod)
 redis.call('HINCRBY', conns, pod .. '|' .. user, 1)
@@ -69,9 +73,9 @@ keepAlive()
 return total
 `;
 
-/** ARGV[6] podId, ARGV[7] userId. Returns the user's remaining connection count. */
+/** ARGV[5] podId, ARGV[6] userId. Returns the user's remaining connection count. */
 export const PRESENCE_LEAVE_LUA = `${PRELUDE}
-local pod, user = ARGV[6], ARGV[7]
+local pod, user = ARGV[5], ARGV[6]
 announce('left', prune())
 local field = pod .. '|' .. user
 local here = tonumber(redis.call('HGET', conns, field) or '0')
@@ -87,12 +91,12 @@ return total
 `;
 
 /**
- * ARGV[6] podId, then pairs userId, connections: this pod's whole membership of the stream.
+ * ARGV[5] podId, then pairs userId, connections: this pod's whole membership of the stream.
  * The beat is authoritative for its pod: it refreshes the pod's liveness and corrects any
  * drift (a lost join or leave, Redis data loss), announcing the changes it makes.
  */
 export const PRESENCE_BEAT_LUA = `${PRELUDE}
-local pod = ARGV[6]
+local pod = ARGV[5]
 local leftUsers = prune()
 local joinedUsers = {}
 local prefix = pod .. '|'
@@ -102,7 +106,7 @@ for i = 1, #flat, 2 do
   if string.sub(flat[i], 1, #prefix) == prefix then current[string.sub(flat[i], #prefix + 1)] = tonumber(flat[i + 1]) end
 end
 local desired = {}
-for i = 7, #ARGV, 2 do desired[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do desired[ARGV[i]] = tonumber(ARGV[i + 1]) end
 
 for user, count in pairs(desired) do
   local old = current[user] or 0

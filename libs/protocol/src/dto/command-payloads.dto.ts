@@ -214,3 +214,31 @@ export class ExecutionControlDto implements CommandPayload<'pause_execution'> {
   @IsEntityId()
   executionId!: string;
 }
+
+/** `POST /v1/bots/:botId/inbound` (PROTOCOL.md §7): a message from an external platform. */
+export class InboundMessageDto {
+  @IsString()
+  @MinLength(1)
+  @MaxLength(64)
+  platform!: string;
+
+  @IsString()
+  @MinLength(1)
+  @MaxLength(256)
+  chatId!: string;
+
+  @IsString()
+  @MinLength(1)
+  content!: string;
+
+  /** The platform's user, recorded as the run's user. */
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  userId?: string;
+
+  /** Continue this session instead of the chat's own. */
+  @IsOptional()
+  @IsEntityId()
+  sessionId?: string;
+}

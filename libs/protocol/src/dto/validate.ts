@@ -46,10 +46,15 @@ export type PayloadValidation<T extends CommandType> =
  * (`whitelistValidation`), and so is a payload that is not a plain object.
  */
 export function validateCommandPayload<T extends CommandType>(type: T, payload: unknown): PayloadValidation<T> {
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    return { ok: false, violations: [{ field: 'payload', constraint: 'isObject', message: 'payload must be an object' }] };
+  return validateAs<CommandPayload<T>>(COMMAND_PAYLOAD_DTOS[type], payload, 'payload');
+}
+
+/** Validates any plain object against a DTO class of this contract, unknown fields refused. */
+export function validateAs<T>(dto: ClassConstructor<object>, value: unknown, name = 'body'): { ok: true; value: T } | { ok: false; violations: FieldViolation[] } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, violations: [{ field: name, constraint: 'isObject', message: `${name} must be an object` }] };
   }
-  const instance = plainToInstance(COMMAND_PAYLOAD_DTOS[type], payload, { enableImplicitConversion: false });
+  const instance = plainToInstance(dto, value, { enableImplicitConversion: false });
   const errors = validateSync(instance, {
     whitelist: true,
     forbidNonWhitelisted: true,
@@ -58,7 +63,7 @@ export function validateCommandPayload<T extends CommandType>(type: T, payload: 
   });
   if (errors.length > 0) return { ok: false, violations: flattenErrors(errors) };
   // Hand back the caller's plain object, not the DTO instance: it travels on as JSON.
-  return { ok: true, value: payload as CommandPayload<T> };
+  return { ok: true, value: value as T };
 }
 
 function flattenErrors(errors: ValidationError[], prefix = ''): FieldViolation[] {

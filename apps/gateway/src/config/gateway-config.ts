@@ -1,0 +1,70 @@
+import { hostname } from 'node:os';
+import type { RetentionPolicy } from '@app/backplane';
+import { loadConfig } from '@app/runtime';
+import { GatewayEnv } from './gateway.env';
+
+/** The gateway's validated configuration, grouped for the services that use it. */
+export interface GatewayConfig {
+  port: number;
+  host: string;
+  redisUrl: string;
+  serverId: string;
+  jwt: {
+    secret?: string;
+    publicKeyFile?: string;
+    jwksFile?: string;
+    algorithms: string[];
+    issuer?: string;
+    audience?: string;
+  };
+  apiKeys: string[];
+  corsOrigins: string[];
+  transports: Array<'websocket' | 'polling'>;
+  limits: { maxPayloadBytes: number; commandsPerSecond: number; commandTimeoutMs: number };
+  heartbeatMs: number;
+  idempotencyTtlSeconds: number;
+  retention: RetentionPolicy;
+  presenceBeatMs: number;
+  drain: { batchSize: number; batchIntervalMs: number; timeoutMs: number };
+  logLevel: string;
+}
+
+export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG');
+
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const e = loadConfig(GatewayEnv, env);
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL,
+    serverId: e.SERVER_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${process.pid}`,
+    jwt: {
+      secret: e.JWT_SECRET,
+      publicKeyFile: e.JWT_PUBLIC_KEY_FILE,
+      jwksFile: e.JWT_JWKS_FILE,
+      algorithms: e.JWT_ALGORITHMS,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+    },
+    apiKeys: e.API_KEYS,
+    corsOrigins: e.CORS_ORIGINS,
+    transports: e.TRANSPORTS as Array<'websocket' | 'polling'>,
+    limits: {
+      maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+      commandsPerSecond: e.COMMANDS_PER_SECOND,
+      commandTimeoutMs: e.COMMAND_TIMEOUT_MS,
+    },
+    heartbeatMs: e.HEARTBEAT_MS,
+    idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    retention: {
+      maxEvents: e.HISTORY_MAX_EVENTS,
+      maxAgeMs: e.HISTORY_MAX_AGE_MS,
+      idleTtlSeconds: e.STREAM_IDLE_TTL_SECONDS,
+      checkpointEvery: e.CHECKPOINT_EVERY,
+      maxReplay: e.REPLAY_MAX_EVENTS,
+    },
+    presenceBeatMs: e.PRESENCE_BEAT_MS,
+    drain: { batchSize: e.DRAIN_BATCH_SIZE, batchIntervalMs: e.DRAIN_BATCH_INTERVAL_MS, timeoutMs: e.DRAIN_TIMEOUT_MS },
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,105 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Injectable } from '@nestjs/common';
+import type { Queue } from 'bullmq';
+import { type AgentControlJob, type AgentRunJob, derivedId, DomainStore, FINISHED_RUN, QUEUES } from '@app/backplane';
+import { botStream, type CommandPayload, type CommandResult, ErrorCode, ProtocolError } from '@app/protocol';
+import { canAccess, type AuthContext } from '../auth/auth-context';
+import { SessionsService } from './sessions.service';
+
+export interface CommandIdentity {
+  auth: AuthContext;
+  commandId: string;
+}
+
+/**
+ * Bot commands: check what the gateway can check (scope, existence, state), then hand
+ * the work to workers as a BullMQ job; the ack follows once the job is queued.
+ */
+@Injectable()
+export class BotCommands {
+  constructor(
+    private readonly store: DomainStore,
+    private readonly sessions: SessionsService,
+    @InjectQueue(QUEUES.agentRuns) private readonly runs: Queue<AgentRunJob>,
+    @InjectQueue(QUEUES.agentControl) private readonly control: Queue<AgentControlJob>,
+  ) {}
+
+  async chat({ auth, commandId }: CommandIdentity, p: CommandPayload<'chat'>): Promise<CommandResult<'chat'>> {
+    requireScope(auth, p.botId);
+    let sessionId = p.sessionId;
+    if (sessionId) {
+      const session = await this.sessions.readable(auth, sessionId);
+      if (session.botId !== p.botId) throw new ProtocolError(ErrorCode.NOT_FOUND, `session ${sessionId} belongs to another bot`);
+    } else {
+      sessionId = derivedId('session', auth.userId, commandId);
+      await this.sessions.create(p.botId, sessionId, p.content.slice(0, 60), auth.userId);
+    }
+    const runId = derivedId('run', auth.userId, commandId);
+    await this.startRun({
+      runId,
+      botId: p.botId,
+      sessionId,
+      userId: auth.userId,
+      content: p.content,
+      messageId: derivedId('msg', auth.userId, commandId),
+      ...(p.model !== undefined ? { model: p.model } : {}),
+      ...(p.systemPrompt !== undefined ? { systemPrompt: p.systemPrompt } : {}),
+    });
+    return { runId, sessionId, jobId: runId };
+  }
+
+  /** Records the run and queues it; the job id is the run id, so a retry queues nothing new. */
+  async startRun(job: AgentRunJob): Promise<void> {
+    await this.store.createRun(job.runId, { botId: job.botId, sessionId: job.sessionId, userId: job.userId });
+    await this.runs.add('run', job, { jobId: job.runId });
+  }
+
+  async cancel({ auth, commandId }: CommandIdentity, p: CommandPayload<'cancel'>): Promise<CommandResult<'cancel'>> {
+    const run = await this.store.getRun(p.runId);
+    if (!run) throw new ProtocolError(ErrorCode.NOT_FOUND, `no run ${p.runId}`);
+    requireScope(auth, run.botId);
+    if (FINISHED_RUN.has(run.status)) throw new ProtocolError(ErrorCode.CONFLICT, `run ${p.runId} already finished (${run.status})`);
+    await this.store.requestCancel(p.runId);
+    await this.control.add('cancel', { kind: 'cancel', runId: p.runId, botId: run.botId, userId: auth.userId }, { jobId: derivedId('cancel', auth.userId, commandId) });
+    return {};
+  }
+
+  async approval({ auth, commandId }: CommandIdentity, p: CommandPayload<'approval'>): Promise<CommandResult<'approval'>> {
+    await this.requirePending('approval', p.approvalId, auth);
+    const job: AgentControlJob = { kind: 'approval', approvalId: p.approvalId, approved: p.approved, userId: auth.userId, ...(p.note !== undefined ? { note: p.note } : {}) };
+    await this.control.add('approval', job, { jobId: derivedId('approval', auth.userId, commandId) });
+    return {};
+  }
+
+  async planResponse({ auth, commandId }: CommandIdentity, p: CommandPayload<'plan_response'>): Promise<CommandResult<'plan_response'>> {
+    await this.requirePending('plan', p.planId, auth);
+    const job: AgentControlJob = {
+      kind: 'plan_response',
+      planId: p.planId,
+      response: p.response,
+      userId: auth.userId,
+      ...(p.plan !== undefined ? { plan: p.plan } : {}),
+      ...(p.feedback !== undefined ? { feedback: p.feedback } : {}),
+    };
+    await this.control.add('plan_response', job, { jobId: derivedId('plan', auth.userId, commandId) });
+    return {};
+  }
+
+  async newSession({ auth, commandId }: CommandIdentity, p: CommandPayload<'new_session'>): Promise<CommandResult<'new_session'>> {
+    requireScope(auth, p.botId);
+    const sessionId = derivedId('session', auth.userId, commandId);
+    await this.sessions.create(p.botId, sessionId, p.title ?? 'New session', auth.userId);
+    return { sessionId };
+  }
+
+  private async requirePending(kind: 'approval' | 'plan', id: string, auth: AuthContext): Promise<void> {
+    const decision = await this.store.getDecision(kind, id);
+    if (!decision) throw new ProtocolError(ErrorCode.NOT_FOUND, `no ${kind} ${id}`);
+    requireScope(auth, decision.botId);
+    if (decision.status !== 'pending') throw new ProtocolError(ErrorCode.CONFLICT, `${kind} ${id} was already resolved`);
+  }
+}
+
+function requireScope(auth: AuthContext, botId: string): void {
+  if (!canAccess(auth, botStream(botId))) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover bot:${botId}`);
+}

@@ -1,0 +1,36 @@
+import { Injectable } from '@nestjs/common';
+import { DomainStore, type SessionRecord, StreamPublisher } from '@app/backplane';
+import { botStream, ErrorCode, ProtocolError, type SessionHistory } from '@app/protocol';
+import { canAccess, type AuthContext } from '../auth/auth-context';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+
+/** Chat sessions of bots: creation (announced as `session_created`) and history. */
+@Injectable()
+export class SessionsService {
+  constructor(
+    private readonly store: DomainStore,
+    private readonly publisher: StreamPublisher,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  /** Creates the session once; a retry with the same id neither duplicates nor re-announces it. */
+  async create(botId: string, sessionId: string, title: string, userId: string): Promise<void> {
+    const created = await this.store.createSession(sessionId, { botId, title, createdBy: userId, createdAt: Date.now() });
+    if (!created) return;
+    await this.publisher.publish(botStream(botId), { type: 'session_created', payload: { sessionId, title } });
+    this.metrics.eventsPublished.inc();
+  }
+
+  /** The session, if it exists and the caller may read its bot. */
+  async readable(auth: AuthContext, sessionId: string): Promise<SessionRecord> {
+    const session = await this.store.getSession(sessionId);
+    if (!session) throw new ProtocolError(ErrorCode.NOT_FOUND, `no session ${sessionId}`);
+    if (!canAccess(auth, botStream(session.botId))) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover bot:${session.botId}`);
+    return session;
+  }
+
+  async history(auth: AuthContext, sessionId: string): Promise<SessionHistory> {
+    const session = await this.readable(auth, sessionId);
+    return { sessionId, botId: session.botId, messages: await this.store.sessionMessages(sessionId) };
+  }
+}

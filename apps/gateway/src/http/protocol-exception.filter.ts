@@ -1,0 +1,53 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { type ErrorBody, ErrorCode, ProtocolError } from '@app/protocol';
+import { isRedisUnavailable } from '@app/runtime';
+
+const STATUS: Record<ErrorCode, number> = {
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  VALIDATION_FAILED: 400,
+  UNKNOWN_COMMAND: 400,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  RATE_LIMITED: 429,
+  PAYLOAD_TOO_LARGE: 413,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  INTERNAL: 500,
+};
+
+/**
+ * Every HTTP error leaves as `{ code, message, details? }` with a contract code — the
+ * same shape as a command's error — including body-parser and routing errors.
+ */
+@Catch()
+export class ProtocolExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Http');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<Response>();
+    const body = this.toBody(exception);
+    if (body.code === ErrorCode.RATE_LIMITED || body.code === ErrorCode.UNAVAILABLE) {
+      response.setHeader('Retry-After', Math.ceil((body.retryAfterMs ?? 1000) / 1000));
+    }
+    response.status(STATUS[body.code]).json(body);
+  }
+
+  private toBody(exception: unknown): ErrorBody {
+    if (exception instanceof ProtocolError) return exception.toBody();
+    if (isRedisUnavailable(exception)) return { code: ErrorCode.UNAVAILABLE, message: 'the backplane is unavailable; retry shortly', retryAfterMs: 1000 };
+    // body-parser marks its errors with a `type`.
+    const type = (exception as { type?: string } | null)?.type;
+    if (type === 'entity.too.large') return { code: ErrorCode.PAYLOAD_TOO_LARGE, message: 'request body too large' };
+    if (type === 'entity.parse.failed') return { code: ErrorCode.VALIDATION_FAILED, message: 'request body is not valid JSON' };
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      if (status === 404) return { code: ErrorCode.NOT_FOUND, message: 'no such route' };
+      if (status === 413) return { code: ErrorCode.PAYLOAD_TOO_LARGE, message: exception.message };
+      if (status >= 400 && status < 500) return { code: ErrorCode.VALIDATION_FAILED, message: exception.message };
+    }
+    this.logger.error({ msg: 'request failed', err: exception instanceof Error ? exception.stack : String(exception) });
+    return { code: ErrorCode.INTERNAL, message: 'internal error' };
+  }
+}

@@ -1,0 +1,48 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { ConfigError, createLogger, NestPinoLogger, waitForReady } from '@app/runtime';
+import { AppModule } from './app.module';
+import { TokenVerifier } from './auth/token-verifier';
+import { loadGatewayConfig } from './config/gateway-config';
+import { ProtocolExceptionFilter } from './http/protocol-exception.filter';
+import { GatewayIoAdapter } from './realtime/gateway-io.adapter';
+import { RedisConnections } from './redis/redis.providers';
+
+async function bootstrap(): Promise<void> {
+  const logger = createLogger('gateway');
+  let config;
+  try {
+    config = loadGatewayConfig();
+  } catch (error) {
+    logger.fatal({ err: error instanceof ConfigError ? undefined : error }, error instanceof Error ? error.message : String(error));
+    process.exit(2);
+  }
+  logger.level = config.logLevel;
+
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    logger: new NestPinoLogger(logger.child({ serverId: config.serverId })),
+    bodyParser: false,
+  });
+  // Bodies beyond the payload limit are refused (413 PAYLOAD_TOO_LARGE) before parsing.
+  app.useBodyParser('json', { limit: config.limits.maxPayloadBytes + 1024 });
+  app.useGlobalFilters(new ProtocolExceptionFilter());
+  app.enableCors({ origin: config.corsOrigins.includes('*') ? true : config.corsOrigins });
+  app.useWebSocketAdapter(new GatewayIoAdapter(app, config));
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+
+  // Fail at start, not at the first connection, when Redis or a key file is unusable.
+  await app.get(TokenVerifier).ready();
+  const redis = app.get(RedisConnections);
+  await Promise.all([waitForReady(redis.commands, 30_000), waitForReady(redis.subscriber, 30_000)]);
+
+  await app.listen(config.port, config.host);
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ serverId: config.serverId, port, transports: config.transports }, `gateway listening on port ${port}`);
+}
+
+bootstrap().catch((error: unknown) => {
+  createLogger('gateway').fatal({ err: error }, 'gateway failed to start');
+  process.exit(1);
+});

@@ -1,0 +1,26 @@
+import type { ClientToServerEvents, ServerToClientEvents, StreamName } from '@app/protocol';
+import type { Server, Socket } from 'socket.io';
+import type { AuthContext } from '../auth/auth-context';
+import type { RateLimiter } from '../commands/rate-limiter';
+import type { PendingSubscription } from '../streams/pending-subscription';
+
+/** One stream a socket subscribed to: catching up (`pending`) or in the room (`live`). */
+export interface SocketSubscription {
+  stream: StreamName;
+  pending: PendingSubscription | null;
+  live: boolean;
+}
+
+/** What the gateway keeps on each socket (`socket.data`). */
+export interface SocketData {
+  auth: AuthContext;
+  subscriptions: Map<StreamName, SocketSubscription>;
+  limiter: RateLimiter;
+  expiryTimer?: NodeJS.Timeout;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface InterServerEvents {}
+
+export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { probeChannel, StreamHistory, streamChannel, streamOfChannel } from '@app/backplane';
+import { type Envelope, isEnvelope, isStreamName, type PresenceChange, type StreamName } from '@app/protocol';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { RedisConnections } from '../redis/redis.providers';
+import { StreamFeed } from './stream-feed';
+
+/** Where the feeds' in-order events and presence changes go (the Socket.IO fan-out). */
+export interface FanOut {
+  deliver(envelope: Envelope): void;
+  presence(change: PresenceChange): void;
+}
+
+/**
+ * The pod's end of the backplane. It holds one sharded subscription per stream that has
+ * at least one subscriber on this pod — so a pod receives a stream's events only while it
+ * needs them — and hands each channel's messages to that stream's {@link StreamFeed}.
+ * It resubscribes by itself after a Redis reconnect and then resyncs every feed.
+ */
+@Injectable()
+export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('Backplane');
+  private readonly feeds = new Map<StreamName, StreamFeed>();
+  private readonly closing = new Map<StreamName, Promise<unknown>>();
+  private readonly probes = new Map<string, () => void>();
+  private readonly probe: string;
+  private fanOut: FanOut | null = null;
+  private connectedOnce = false;
+
+  constructor(
+    private readonly redis: RedisConnections,
+    private readonly history: StreamHistory,
+    private readonly metrics: GatewayMetrics,
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+  ) {
+    this.probe = probeChannel(config.serverId);
+  }
+
+  onModuleInit(): void {
+    const subscriber = this.redis.subscriber;
+    subscriber.on('smessage', (channel: string, message: string) => this.onMessage(channel, message));
+    subscriber.on('ready', () => void this.onReady());
+    if (subscriber.status === 'ready') void this.onReady();
+  }
+
+  attach(fanOut: FanOut): void {
+    this.fanOut = fanOut;
+  }
+
+  get feedCount(): number {
+    return this.feeds.size;
+  }
+
+  feed(stream: StreamName): StreamFeed | undefined {
+    return this.feeds.get(stream);
+  }
+
+  /** Takes a reference on the stream's feed, subscribing the pod to it if it is the first. */
+  async acquire(stream: StreamName): Promise<StreamFeed> {
+    await this.closing.get(stream);
+    let feed = this.feeds.get(stream);
+    if (!feed) {
+      feed = this.createFeed(stream);
+      this.feeds.set(stream, feed);
+      feed.ready = this.open(feed);
+      this.metrics.feeds.set(this.feeds.size);
+    }
+    feed.refs++;
+    try {
+      await feed.ready;
+    } catch (error) {
+      this.release(stream);
+      throw error;
+    }
+    return feed;
+  }
+
+  /** Drops a reference; the last one unsubscribes the pod from the stream. */
+  release(stream: StreamName): void {
+    const feed = this.feeds.get(stream);
+    if (!feed) return;
+    feed.refs--;
+    if (feed.refs > 0) return;
+    this.feeds.delete(stream);
+    this.metrics.feeds.set(this.feeds.size);
+    const done = this.redis.subscriber
+      .sunsubscribe(streamChannel(stream))
+      .catch((error: unknown) => this.logger.warn({ msg: 'sunsubscribe failed', stream, err: String(error) }))
+      .finally(() => {
+        if (this.closing.get(stream) === done) this.closing.delete(stream);
+      });
+    this.closing.set(stream, done);
+  }
+
+  /**
+   * Proves the subscription path end to end: publish a nonce on this pod's probe channel and
+   * wait for it to come back through the subscriber connection.
+   */
+  async roundTrip(timeoutMs: number): Promise<boolean> {
+    const nonce = randomUUID();
+    const arrived = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.probes.delete(nonce);
+        resolve(false);
+      }, timeoutMs);
+      this.probes.set(nonce, () => {
+        clearTimeout(timer);
+        this.probes.delete(nonce);
+        resolve(true);
+      });
+    });
+    try {
+      await this.redis.commands.spublish(this.probe, nonce);
+    } catch {
+      this.probes.get(nonce)?.();
+      return false;
+    }
+    return arrived;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.feeds.clear();
+    await Promise.allSettled([...this.closing.values()]);
+  }
+
+  private createFeed(stream: StreamName): StreamFeed {
+    return new StreamFeed(stream, {
+      range: (s, from, to) => this.history.range(s, from, to),
+      head: (s) => this.history.head(s),
+      deliver: (envelope) => this.fanOut?.deliver(envelope),
+      onGap: (s, result, missing) => {
+        this.metrics.gapsRepaired.inc({ result });
+        this.logger.warn({ msg: 'stream feed gap', stream: s, result, missing });
+      },
+      onError: (s, error) => this.logger.warn({ msg: 'stream feed could not read history', stream: s, err: String(error) }),
+    });
+  }
+
+  private async open(feed: StreamFeed): Promise<void> {
+    await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
+    await feed.prime();
+  }
+
+  /** First connect: subscribe the probe. After a reconnect: resubscribe everything, then resync. */
+  private async onReady(): Promise<void> {
+    const reconnect = this.connectedOnce;
+    this.connectedOnce = true;
+    try {
+      await this.redis.subscriber.ssubscribe(this.probe);
+      if (!reconnect) return;
+      const feeds = [...this.feeds.values()];
+      this.logger.log({ msg: 'backplane reconnected; resubscribing', feeds: feeds.length });
+      for (const feed of feeds) await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
+      await Promise.all(feeds.map((feed) => feed.resync().catch((error: unknown) => this.logger.warn({ msg: 'resync failed', stream: feed.stream, err: String(error) }))));
+    } catch (error) {
+      // The connection dropped again mid-way; the next 'ready' starts over.
+      this.logger.warn({ msg: 'resubscribe interrupted', err: String(error) });
+    }
+  }
+
+  private onMessage(channel: string, message: string): void {
+    if (channel === this.probe) return this.probes.get(message)?.();
+    const stream = streamOfChannel(channel);
+    const feed = stream && this.feeds.get(stream);
+    if (!feed) return;
+    const decoded = decodeMessage(stream, message);
+    if (!decoded) {
+      this.metrics.invalidMessages.inc();
+      this.logger.warn({ msg: 'dropped an invalid backplane message', stream, size: message.length });
+      return;
+    }
+    if (decoded.kind === 'event') {
+      this.metrics.eventsReceived.inc();
+      feed.receive(decoded.envelope);
+    } else {
+      this.fanOut?.presence(decoded.change);
+    }
+  }
+}
+
+type BackplaneMessage = { kind: 'event'; envelope: Envelope } | { kind: 'presence'; change: PresenceChange };
+
+/**
+ * Validates what arrives from Redis before anything acts on it: a malformed message is
+ * dropped and counted, never allowed to throw inside the pod.
+ */
+export function decodeMessage(stream: StreamName, raw: string): BackplaneMessage | null {
+  let message: unknown;
+  try {
+    message = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof message !== 'object' || message === null) return null;
+  const m = message as Record<string, unknown>;
+  if (m.kind === 'event') {
+    return isEnvelope(m.envelope) && m.envelope.stream === stream ? { kind: 'event', envelope: m.envelope } : null;
+  }
+  if (m.kind === 'presence' && typeof m.change === 'object' && m.change !== null) {
+    const change = m.change as Record<string, unknown>;
+    const userList = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((u) => typeof u === 'string'));
+    if (isStreamName(change.stream) && change.stream === stream && userList(change.joined) && userList(change.left)) {
+      return { kind: 'presence', change: change as unknown as PresenceChange };
+    }
+  }
+  return null;
+}

@@ -1,0 +1,171 @@
+import type { Envelope, StreamName } from '@app/protocol';
+import type { PendingSubscription } from './pending-subscription';
+
+/** What a feed needs from the rest of the pod. */
+export interface FeedPorts {
+  /** Events `fromSeq..toSeq` still in history, in order. */
+  range(stream: StreamName, fromSeq: number, toSeq: number): Promise<Envelope[]>;
+  head(stream: StreamName): Promise<{ epoch: string; seq: number } | null>;
+  /** Fans one in-order event out to the sockets in the stream's room. */
+  deliver(envelope: Envelope): void;
+  onGap(stream: StreamName, result: 'repaired' | 'lost', missing: number): void;
+  onError(stream: StreamName, error: unknown): void;
+}
+
+/** Events the pod fills from history at once; a longer gap is left to clients (they resync). */
+const MAX_REPAIR = 1_000;
+
+/**
+ * A pod's view of one stream's live channel: it turns the raw backplane messages into an
+ * in-order, gapless, duplicate-free sequence before anything reaches a socket. A message
+ * after a gap (a reconnect of the subscriber, a dropped message) makes it read the missing
+ * events from history first. Subscriptions catching up hang on it as
+ * {@link PendingSubscription}s until it has delivered up to their catch-up position.
+ */
+export class StreamFeed {
+  refs = 0;
+  /** Settles once the channel subscription is confirmed and the feed knows the head. */
+  ready: Promise<void> = Promise.resolve();
+
+  private epoch: string | null = null;
+  private lastSeq = 0;
+  private primed = false;
+  private repairing = false;
+  private readonly waiting: Envelope[] = [];
+  /** A head read by `resync` that the feed must reach even if no message follows. */
+  private target: { epoch: string; seq: number } | null = null;
+  private readonly pendings = new Set<PendingSubscription>();
+
+  constructor(
+    readonly stream: StreamName,
+    private readonly ports: FeedPorts,
+  ) {}
+
+  get position(): { epoch: string | null; seq: number } {
+    return { epoch: this.epoch, seq: this.lastSeq };
+  }
+
+  /** Learns where the stream stands; called once the channel subscription is confirmed. */
+  async prime(): Promise<void> {
+    const head = await this.ports.head(this.stream);
+    if (!this.primed) {
+      this.epoch = head?.epoch ?? null;
+      this.lastSeq = head?.seq ?? 0;
+      this.primed = true;
+    }
+    await this.repair();
+  }
+
+  /**
+   * After the subscriber connection came back: events published while it was away never
+   * arrive on the channel, so read up to the head now rather than wait for the next event.
+   */
+  async resync(): Promise<void> {
+    if (!this.primed) return this.prime();
+    const head = await this.ports.head(this.stream);
+    if (!head) return;
+    this.target = head;
+    await this.repair();
+  }
+
+  receive(envelope: Envelope): void {
+    if (!this.primed || this.repairing || this.waiting.length > 0) {
+      this.waiting.push(envelope);
+      if (this.primed && !this.repairing) void this.repair();
+      return;
+    }
+    if (envelope.epoch !== this.epoch) this.restart(envelope.epoch);
+    if (envelope.seq <= this.lastSeq) return;
+    if (envelope.seq === this.lastSeq + 1) return this.emit(envelope);
+    this.waiting.push(envelope);
+    void this.repair();
+  }
+
+  attach(pending: PendingSubscription): void {
+    this.pendings.add(pending);
+  }
+
+  detach(pending: PendingSubscription): void {
+    this.pendings.delete(pending);
+  }
+
+  /** The pending subscription's catch-up read reached `seq` of `epoch`. */
+  cover(pending: PendingSubscription, epoch: string, seq: number): void {
+    pending.covered = { epoch, seq };
+    this.tryGoLive(pending);
+  }
+
+  private emit(envelope: Envelope): void {
+    this.lastSeq = envelope.seq;
+    for (const pending of this.pendings) pending.buffer.push(envelope);
+    this.ports.deliver(envelope);
+    for (const pending of this.pendings) this.tryGoLive(pending);
+  }
+
+  private tryGoLive(pending: PendingSubscription): void {
+    const covered = pending.covered;
+    if (!covered) return;
+    // Behind the subscriber's position on the same history: the events up to it are still
+    // on their way through this feed and would reach the socket a second time.
+    if (covered.epoch === this.epoch && this.lastSeq < covered.seq) return;
+    this.pendings.delete(pending);
+    pending.finish();
+  }
+
+  private restart(epoch: string): void {
+    this.epoch = epoch;
+    this.lastSeq = 0;
+  }
+
+  /** Delivers waiting events in order, filling each gap from history first. */
+  private async repair(): Promise<void> {
+    if (this.repairing) return;
+    this.repairing = true;
+    try {
+      while (this.target || this.waiting.length > 0) {
+        const target = this.target;
+        if (target) {
+          if (target.epoch !== this.epoch) this.restart(target.epoch);
+          if (target.seq > this.lastSeq) await this.fill(target.seq);
+          this.target = null;
+          continue;
+        }
+        this.waiting.sort((a, b) => (a.epoch === b.epoch ? a.seq - b.seq : 0));
+        const next = this.waiting[0];
+        if (next.epoch !== this.epoch) this.restart(next.epoch);
+        if (next.seq <= this.lastSeq) {
+          this.waiting.shift();
+        } else if (next.seq === this.lastSeq + 1) {
+          this.waiting.shift();
+          this.emit(next);
+        } else {
+          await this.fill(next.seq - 1);
+        }
+      }
+    } catch (error) {
+      // History unreachable (Redis down): keep what waits; the next message or the
+      // reconnect's resync tries again.
+      this.ports.onError(this.stream, error);
+    } finally {
+      this.repairing = false;
+    }
+  }
+
+  /** Delivers history events up to `toSeq`; what history no longer holds is skipped. */
+  private async fill(toSeq: number): Promise<void> {
+    const from = this.lastSeq + 1;
+    const missing = toSeq - this.lastSeq;
+    if (missing > MAX_REPAIR) {
+      this.lastSeq = toSeq;
+      this.ports.onGap(this.stream, 'lost', missing);
+      return;
+    }
+    const events = await this.ports.range(this.stream, from, toSeq);
+    for (const event of events) {
+      if (event.epoch === this.epoch && event.seq === this.lastSeq + 1) this.emit(event);
+    }
+    const repaired = this.lastSeq >= toSeq;
+    if (!repaired) this.lastSeq = toSeq;
+    this.ports.onGap(this.stream, repaired ? 'repaired' : 'lost', missing);
+  }
+}

@@ -1,0 +1,148 @@
+import type { DagDefinition, SessionHistoryMessage } from '@app/protocol';
+import { domainKeys } from './keys';
+import { type RedisClient, runScript } from './scripts';
+
+/**
+ * The small records of the bot/DAG domain that gateways check before queueing a command
+ * and workers update as work progresses. Each is a Redis hash with a TTL; statuses only
+ * move forward, through the `transition` helpers that check the current one atomically.
+ */
+export type RunStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+export type ExecutionStatus = 'queued' | 'running' | 'paused' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
+
+export interface RunRecord {
+  botId: string;
+  sessionId: string;
+  userId: string;
+  status: RunStatus;
+  cancelRequested: boolean;
+}
+
+export interface SessionRecord {
+  botId: string;
+  title: string;
+  createdBy: string;
+  createdAt: number;
+}
+
+export interface PendingDecisionRecord {
+  botId: string;
+  runId: string;
+  sessionId: string;
+  status: 'pending' | 'resolved';
+}
+
+export interface ExecutionRecord {
+  userId: string;
+  status: ExecutionStatus;
+}
+
+export const FINISHED_RUN: ReadonlySet<RunStatus> = new Set(['completed', 'cancelled', 'failed']);
+export const FINISHED_EXECUTION: ReadonlySet<ExecutionStatus> = new Set(['completed', 'failed', 'cancelled']);
+
+const DAY = 24 * 3600;
+const TTL = { run: 7 * DAY, session: 30 * DAY, decision: 7 * DAY, execution: 7 * DAY };
+export const SESSION_HISTORY_MAX = 200;
+
+export class DomainStore {
+  constructor(private readonly redis: RedisClient) {}
+
+  async createRun(runId: string, run: Omit<RunRecord, 'status' | 'cancelRequested'>): Promise<void> {
+    const key = domainKeys.run(runId);
+    await this.redis.multi().hsetnx(key, 'status', 'queued').hset(key, run).expire(key, TTL.run).exec();
+  }
+
+  async getRun(runId: string): Promise<RunRecord | null> {
+    const h = await this.redis.hgetall(domainKeys.run(runId));
+    if (!h.botId) return null;
+    return { botId: h.botId, sessionId: h.sessionId, userId: h.userId, status: h.status as RunStatus, cancelRequested: h.cancelRequested === '1' };
+  }
+
+  async setRunStatus(runId: string, status: RunStatus): Promise<void> {
+    await this.redis.hset(domainKeys.run(runId), 'status', status);
+  }
+
+  async requestCancel(runId: string): Promise<void> {
+    await this.redis.hset(domainKeys.run(runId), 'cancelRequested', '1');
+  }
+
+  /** Creates the session; false when it existed already (a retried command). */
+  async createSession(sessionId: string, session: SessionRecord): Promise<boolean> {
+    const key = domainKeys.session(sessionId);
+    const created = await this.redis.hsetnx(key, 'botId', session.botId);
+    if (created === 1) {
+      await this.redis.multi().hset(key, { ...session }).expire(key, TTL.session).exec();
+    }
+    return created === 1;
+  }
+
+  async getSession(sessionId: string): Promise<SessionRecord | null> {
+    const h = await this.redis.hgetall(domainKeys.session(sessionId));
+    if (!h.botId) return null;
+    return { botId: h.botId, title: h.title ?? '', createdBy: h.createdBy ?? '', createdAt: Number(h.createdAt ?? 0) };
+  }
+
+  async appendSessionMessage(sessionId: string, message: SessionHistoryMessage): Promise<void> {
+    const key = domainKeys.sessionMessages(sessionId);
+    await this.redis
+      .multi()
+      .rpush(key, JSON.stringify(message))
+      .ltrim(key, -SESSION_HISTORY_MAX, -1)
+      .expire(key, TTL.session)
+      .expire(domainKeys.session(sessionId), TTL.session)
+      .exec();
+  }
+
+  async sessionMessages(sessionId: string): Promise<SessionHistoryMessage[]> {
+    const raw = await this.redis.lrange(domainKeys.sessionMessages(sessionId), 0, -1);
+    return raw.map((m) => JSON.parse(m) as SessionHistoryMessage);
+  }
+
+  async createDecision(kind: 'approval' | 'plan', id: string, record: Omit<PendingDecisionRecord, 'status'>): Promise<void> {
+    const key = kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id);
+    await this.redis.multi().hset(key, { ...record, status: 'pending' }).expire(key, TTL.decision).exec();
+  }
+
+  async getDecision(kind: 'approval' | 'plan', id: string): Promise<PendingDecisionRecord | null> {
+    const h = await this.redis.hgetall(kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id));
+    if (!h.botId) return null;
+    return { botId: h.botId, runId: h.runId, sessionId: h.sessionId, status: h.status as PendingDecisionRecord['status'] };
+  }
+
+  /** Marks a pending decision resolved; false when it was resolved already (first one wins). */
+  async resolveDecision(kind: 'approval' | 'plan', id: string): Promise<boolean> {
+    const key = kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id);
+    return (await runScript(this.redis, 'rtResolvePendingV1', [key], [])) === 'pending';
+  }
+
+  async createExecution(executionId: string, userId: string): Promise<boolean> {
+    const key = domainKeys.execution(executionId);
+    const created = await this.redis.hsetnx(key, 'status', 'queued');
+    await this.redis.multi().hset(key, 'userId', userId).expire(key, TTL.execution).exec();
+    return created === 1;
+  }
+
+  async getExecution(executionId: string): Promise<ExecutionRecord | null> {
+    const h = await this.redis.hgetall(domainKeys.execution(executionId));
+    if (!h.status) return null;
+    return { userId: h.userId ?? '', status: h.status as ExecutionStatus };
+  }
+
+  async setExecutionStatus(executionId: string, status: ExecutionStatus): Promise<void> {
+    await this.redis.hset(domainKeys.execution(executionId), 'status', status);
+  }
+
+  /** Human gates of an execution: `waiting` until a decision, then the decision. */
+  async setGate(executionId: string, nodeId: string, state: string): Promise<void> {
+    await this.redis.hset(domainKeys.execution(executionId), `gate:${nodeId}`, state);
+  }
+
+  async getGate(executionId: string, nodeId: string): Promise<string | null> {
+    return this.redis.hget(domainKeys.execution(executionId), `gate:${nodeId}`);
+  }
+
+  async getDagDefinition(dagId: string): Promise<DagDefinition | null> {
+    const raw = await this.redis.get(domainKeys.dagDefinition(dagId));
+    return raw ? (JSON.parse(raw) as DagDefinition) : null;
+  }
+}

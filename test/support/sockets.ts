@@ -1,0 +1,48 @@
+import type { Ack, ClientToServerEvents, CommandType, Envelope, HelloPayload, ServerToClientEvents } from '@app/protocol';
+import { once } from '@app/runtime';
+import { io, type Socket } from 'socket.io-client';
+
+export type RawSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/**
+ * A plain Socket.IO client for tests that must see the wire exactly (the SDK in libs/client
+ * is tested on its own). It records every `event` envelope it receives.
+ */
+export interface TestSocket {
+  socket: RawSocket;
+  hello: HelloPayload;
+  events: Envelope[];
+  command<T = unknown>(type: CommandType | string, payload: unknown, id?: string): Promise<Ack<T>>;
+  close(): void;
+}
+
+let commandCounter = 0;
+
+export async function connectSocket(url: string, token: string, options: { query?: Record<string, string> } = {}): Promise<TestSocket> {
+  const socket: RawSocket = io(url, { auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true, query: options.query });
+  const events: Envelope[] = [];
+  socket.on('event', (envelope) => events.push(envelope));
+  const hello = await Promise.race([
+    once<HelloPayload>(socket, 'hello'),
+    once<Error>(socket, 'connect_error').then((error) => {
+      throw error;
+    }),
+  ]);
+  return {
+    socket,
+    hello,
+    events,
+    command: (type, payload, id = `cmd-${process.pid}-${++commandCounter}`) =>
+      socket.timeout(15_000).emitWithAck('command', { v: 1, id, type, payload } as never) as Promise<Ack<never>>,
+    close: () => socket.close(),
+  };
+}
+
+/** Seqs received for one stream, in arrival order. */
+export function seqsOf(events: Envelope[], stream: string): number[] {
+  return events.filter((e) => e.stream === stream).map((e) => e.seq);
+}
+
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}
