@@ -1,17 +1,18 @@
 import { acquireRedis, type AcquiredRedis, waitFor } from '@app/runtime';
 import { publishHttp } from './support/http';
-import { type AppProcess, startGateway } from './support/processes';
+import { type AppProcess, startGateway, startWorker } from './support/processes';
 import { connectSocket, seqsOf } from './support/sockets';
 import { signToken } from './support/tokens';
 
 let redis: AcquiredRedis;
 let gateway: AppProcess;
+let worker: AppProcess;
 beforeAll(async () => {
   redis = await acquireRedis({ ownServer: true });
-  gateway = await startGateway({ redisUrl: redis.url });
+  [gateway, worker] = await Promise.all([startGateway({ redisUrl: redis.url }), startWorker({ redisUrl: redis.url })]);
 });
 afterAll(async () => {
-  await gateway?.stop();
+  await Promise.all([gateway?.stop(), worker?.stop()]);
   await redis?.release();
 });
 
@@ -24,5 +25,8 @@ it('smoke: subscribe, publish over HTTP, receive', async () => {
   expect(published).toMatchObject({ status: 201, body: { seq: 1 } });
   await waitFor(() => client.events.length === 1);
   expect(seqsOf(client.events, 'bot:smoke')).toEqual([1]);
+  const chat = await client.command('chat', { botId: 'smoke', content: 'hello there' });
+  expect(chat).toMatchObject({ ok: true });
+  await waitFor(() => client.events.some((e) => e.type === 'done'), { message: 'done' });
   client.close();
 });

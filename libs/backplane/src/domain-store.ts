@@ -7,14 +7,14 @@ import { type RedisClient, runScript } from './scripts';
  * and workers update as work progresses. Each is a Redis hash with a TTL; statuses only
  * move forward, through the `transition` helpers that check the current one atomically.
  */
-export type RunStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+export type RunRecordStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
 export type ExecutionStatus = 'queued' | 'running' | 'paused' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
 
 export interface RunRecord {
   botId: string;
   sessionId: string;
   userId: string;
-  status: RunStatus;
+  status: RunRecordStatus;
   cancelRequested: boolean;
 }
 
@@ -37,7 +37,7 @@ export interface ExecutionRecord {
   status: ExecutionStatus;
 }
 
-export const FINISHED_RUN: ReadonlySet<RunStatus> = new Set(['completed', 'cancelled', 'failed']);
+export const FINISHED_RUN: ReadonlySet<RunRecordStatus> = new Set(['completed', 'cancelled', 'failed']);
 export const FINISHED_EXECUTION: ReadonlySet<ExecutionStatus> = new Set(['completed', 'failed', 'cancelled']);
 
 const DAY = 24 * 3600;
@@ -55,10 +55,10 @@ export class DomainStore {
   async getRun(runId: string): Promise<RunRecord | null> {
     const h = await this.redis.hgetall(domainKeys.run(runId));
     if (!h.botId) return null;
-    return { botId: h.botId, sessionId: h.sessionId, userId: h.userId, status: h.status as RunStatus, cancelRequested: h.cancelRequested === '1' };
+    return { botId: h.botId, sessionId: h.sessionId, userId: h.userId, status: h.status as RunRecordStatus, cancelRequested: h.cancelRequested === '1' };
   }
 
-  async setRunStatus(runId: string, status: RunStatus): Promise<void> {
+  async setRunStatus(runId: string, status: RunRecordStatus): Promise<void> {
     await this.redis.hset(domainKeys.run(runId), 'status', status);
   }
 
@@ -112,7 +112,7 @@ export class DomainStore {
   /** Marks a pending decision resolved; false when it was resolved already (first one wins). */
   async resolveDecision(kind: 'approval' | 'plan', id: string): Promise<boolean> {
     const key = kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id);
-    return (await runScript(this.redis, 'rtResolvePendingV1', [key], [])) === 'pending';
+    return (await this.transition(key, 'status', 'resolved', ['pending'])) !== null;
   }
 
   async createExecution(executionId: string, userId: string): Promise<boolean> {
@@ -128,17 +128,32 @@ export class DomainStore {
     return { userId: h.userId ?? '', status: h.status as ExecutionStatus };
   }
 
-  async setExecutionStatus(executionId: string, status: ExecutionStatus): Promise<void> {
-    await this.redis.hset(domainKeys.execution(executionId), 'status', status);
+  /** Moves the execution to `status` if it is in one of `from`; returns the previous status or null. */
+  async transitionExecution(executionId: string, status: ExecutionStatus, from: readonly ExecutionStatus[]): Promise<ExecutionStatus | null> {
+    return (await this.transition(domainKeys.execution(executionId), 'status', status, from)) as ExecutionStatus | null;
   }
 
   /** Human gates of an execution: `waiting` until a decision, then the decision. */
-  async setGate(executionId: string, nodeId: string, state: string): Promise<void> {
-    await this.redis.hset(domainKeys.execution(executionId), `gate:${nodeId}`, state);
+  async openGate(executionId: string, nodeId: string): Promise<void> {
+    await this.redis.hset(domainKeys.execution(executionId), `gate:${nodeId}`, 'waiting');
+  }
+
+  /** Records the decision if the gate still waits; false when another decision came first. */
+  async decideGate(executionId: string, nodeId: string, decision: string): Promise<boolean> {
+    return (await this.transition(domainKeys.execution(executionId), `gate:${nodeId}`, decision, ['waiting'])) !== null;
   }
 
   async getGate(executionId: string, nodeId: string): Promise<string | null> {
     return this.redis.hget(domainKeys.execution(executionId), `gate:${nodeId}`);
+  }
+
+  private async transition(key: string, field: string, value: string, from: readonly string[]): Promise<string | null> {
+    const previous = await runScript(this.redis, 'rtTransitionV1', [key], [field, value, ...from]);
+    return typeof previous === 'string' ? previous : null;
+  }
+
+  async saveDagDefinition(dagId: string, definition: DagDefinition): Promise<void> {
+    await this.redis.set(domainKeys.dagDefinition(dagId), JSON.stringify(definition));
   }
 
   async getDagDefinition(dagId: string): Promise<DagDefinition | null> {

@@ -5,3 +5,4 @@ export * from './stream-history';
 export * from './stream-publisher';
 export * from './queues';
 export * from './domain-store';
+export * from './backplane.env';

@@ -63,6 +63,13 @@ export function commandKey(userId: string, commandId: string): string {
   return `${KEY_PREFIX}:{user:${encodeURIComponent(userId)}}:cmd:${commandId}`;
 }
 
+/**
+ * Broadcast (plain PUBLISH, every worker hears it) asking the worker that runs a job to
+ * stop it: the message is the run id. Workers also poll the run record, so a missed
+ * broadcast only delays a cancel.
+ */
+export const RUN_CANCEL_CHANNEL = `${KEY_PREFIX}:agent-runs:cancel`;
+
 /** Readiness probe channel: a pod proves its subscriber connection by a round trip. */
 export function probeChannel(podId: string): string {
   return `${KEY_PREFIX}:{pod:${podId}}:probe`;

@@ -30,6 +30,8 @@ export interface AgentRunJob {
   content: string;
   /** The id of the user's message this run answers (the `replyToId` of its reply). */
   messageId: string;
+  /** `chat` publishes the user's message into the stream; `inbound` already did (`platform_message`). */
+  source: 'chat' | 'inbound';
   model?: string;
   systemPrompt?: string;
 }

@@ -24,10 +24,15 @@ export function redisOptions(options: RedisConnectionOptions): RedisOptions {
     enableOfflineQueue: !options.failFastWhenDown,
     lazyConnect: options.lazyConnect ?? false,
     autoResubscribe: options.autoResubscribe ?? true,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
+    retryStrategy: reconnectDelay,
     // A replica promoted after failover answers READONLY until we reconnect to the new primary.
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
   };
+}
+
+/** Capped exponential backoff between reconnect attempts: 100 ms doubling to 2 s. */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 6), 2000);
 }
 
 export function createRedis(options: RedisConnectionOptions): Redis {

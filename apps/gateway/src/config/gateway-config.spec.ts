@@ -7,6 +7,8 @@ describe('loadGatewayConfig', () => {
   it('applies defaults and converts numbers and lists', () => {
     const config = loadGatewayConfig({ ...base, PORT: '4001', API_KEYS: 'key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb', TRANSPORTS: 'websocket' });
     expect(config.port).toBe(4001);
+    expect(config.redisUrl).toBe(base.REDIS_URL);
+    expect(config.jwt.secret).toBe(base.JWT_SECRET);
     expect(config.apiKeys).toEqual(['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb']);
     expect(config.transports).toEqual(['websocket']);
     expect(config.limits).toEqual({ maxPayloadBytes: 65536, commandsPerSecond: 20, commandTimeoutMs: 10000 });

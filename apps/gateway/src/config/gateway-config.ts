@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { RetentionPolicy } from '@app/backplane';
+import { type RetentionPolicy, retentionFromEnv } from '@app/backplane';
 import { loadConfig } from '@app/runtime';
 import { GatewayEnv } from './gateway.env';
 
@@ -56,13 +56,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     },
     heartbeatMs: e.HEARTBEAT_MS,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
-    retention: {
-      maxEvents: e.HISTORY_MAX_EVENTS,
-      maxAgeMs: e.HISTORY_MAX_AGE_MS,
-      idleTtlSeconds: e.STREAM_IDLE_TTL_SECONDS,
-      checkpointEvery: e.CHECKPOINT_EVERY,
-      maxReplay: e.REPLAY_MAX_EVENTS,
-    },
+    retention: retentionFromEnv(e),
     presenceBeatMs: e.PRESENCE_BEAT_MS,
     drain: { batchSize: e.DRAIN_BATCH_SIZE, batchIntervalMs: e.DRAIN_BATCH_INTERVAL_MS, timeoutMs: e.DRAIN_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,

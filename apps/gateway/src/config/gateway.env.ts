@@ -1,22 +1,21 @@
 import { Transform } from 'class-transformer';
 import { IsArray, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength, ValidateIf } from 'class-validator';
+import { BackplaneEnv } from '@app/backplane';
 import { toInt, toList } from '@app/runtime';
 
 /**
- * The gateway's environment: every variable it reads, its default and its bounds. Property
+ * The gateway's environment (beyond the shared {@link BackplaneEnv}): every variable it
+ * reads, its default and its bounds. Property
  * names are the variable names; `loadGatewayConfig` validates once at start and names each
  * bad variable. The README's configuration table mirrors this file.
  */
-export class GatewayEnv {
+export class GatewayEnv extends BackplaneEnv {
   /** HTTP and Socket.IO port. */
   @Transform(toInt) @IsInt() @Min(0) @Max(65535)
   PORT = 3000;
 
   @IsString()
   HOST = '0.0.0.0';
-
-  @Matches(/^rediss?:\/\/.+/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
-  REDIS_URL!: string;
 
   /** Names this pod in `hello.serverId`, logs and presence. Default: host name + pid. */
   @IsOptional() @Matches(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'SERVER_ID must match [A-Za-z0-9_.-]{1,64}' })
@@ -74,23 +73,6 @@ export class GatewayEnv {
   @Transform(toInt) @IsInt() @Min(60) @Max(30 * 24 * 3600)
   IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 
-  @Transform(toInt) @IsInt() @Min(1) @Max(10_000_000)
-  HISTORY_MAX_EVENTS = 10_000;
-
-  /** 0 turns age retention off. */
-  @Transform(toInt) @IsInt() @Min(0)
-  HISTORY_MAX_AGE_MS = 24 * 3600 * 1000;
-
-  /** 0 keeps idle streams forever. */
-  @Transform(toInt) @IsInt() @Min(0)
-  STREAM_IDLE_TTL_SECONDS = 7 * 24 * 3600;
-
-  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
-  CHECKPOINT_EVERY = 200;
-
-  @Transform(toInt) @IsInt() @Min(0) @Max(100_000)
-  REPLAY_MAX_EVENTS = 2_000;
-
   @Transform(toInt) @IsInt() @Min(100) @Max(60_000)
   PRESENCE_BEAT_MS = 5_000;
 
@@ -103,7 +85,4 @@ export class GatewayEnv {
 
   @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
   DRAIN_TIMEOUT_MS = 30_000;
-
-  @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-  LOG_LEVEL = 'info';
 }

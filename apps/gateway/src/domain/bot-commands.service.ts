@@ -42,6 +42,7 @@ export class BotCommands {
       userId: auth.userId,
       content: p.content,
       messageId: derivedId('msg', auth.userId, commandId),
+      source: 'chat',
       ...(p.model !== undefined ? { model: p.model } : {}),
       ...(p.systemPrompt !== undefined ? { systemPrompt: p.systemPrompt } : {}),
     });

@@ -45,7 +45,7 @@ export class InboundService {
     );
     if (!published.duplicate) this.metrics.eventsPublished.inc();
     const runId = derivedId('run', platformUser, key);
-    await this.bots.startRun({ runId, botId, sessionId, userId: platformUser, content: message.content, messageId: published.id });
+    await this.bots.startRun({ runId, botId, sessionId, userId: platformUser, content: message.content, messageId: published.id, source: 'inbound' });
     return { sessionId, runId, jobId: runId, seq: published.seq };
   }
 }

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CATCH_UP_LUA } from './catch-up.lua';
 import { COMMAND_SETTLE_LUA } from './command-record.lua';
-import { RESOLVE_PENDING_LUA } from './domain.lua';
+import { TRANSITION_LUA } from './domain.lua';
 import { PRESENCE_BEAT_LUA, PRESENCE_JOIN_LUA, PRESENCE_LEAVE_LUA, PRESENCE_LIST_LUA } from './presence.lua';
 import { PUBLISH_LUA } from './publish.lua';
 import { WRITE_CHECKPOINT_LUA } from './write-checkpoint.lua';
@@ -21,7 +21,7 @@ const SCRIPTS = {
   rtPresenceBeatV1: { numberOfKeys: 3, lua: PRESENCE_BEAT_LUA },
   rtPresenceListV1: { numberOfKeys: 3, lua: PRESENCE_LIST_LUA },
   rtCommandSettleV1: { numberOfKeys: 1, lua: COMMAND_SETTLE_LUA },
-  rtResolvePendingV1: { numberOfKeys: 1, lua: RESOLVE_PENDING_LUA },
+  rtTransitionV1: { numberOfKeys: 1, lua: TRANSITION_LUA },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

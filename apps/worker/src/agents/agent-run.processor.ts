@@ -1,0 +1,86 @@
+import { Processor, WorkerHost } from '@nestjs/bullmq';
+import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Job } from 'bullmq';
+import { type AgentRunJob, DomainStore, FINISHED_RUN, QUEUES } from '@app/backplane';
+import type { BotEvent } from '@app/protocol';
+import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
+import { sleep } from '../ops/abortable-sleep';
+import { EventSink } from '../ops/event-sink';
+import { WorkerMetrics } from '../ops/worker-metrics';
+import { EchoBot } from './echo-bot';
+import { RunCancellation } from './run-cancellation';
+
+/**
+ * Runs agent runs from the `agent-runs` queue with the echo bot. A run emits exactly one
+ * `done`: one already finished is skipped, one cancelled before it started ends at once,
+ * and one left half-done by a dead worker (re-delivered as stalled) ends `failed`.
+ */
+@Processor(QUEUES.agentRuns)
+export class AgentRunProcessor extends WorkerHost implements OnApplicationBootstrap {
+  private readonly logger = new Logger('AgentRuns');
+
+  constructor(
+    private readonly store: DomainStore,
+    private readonly sink: EventSink,
+    private readonly cancellation: RunCancellation,
+    private readonly metrics: WorkerMetrics,
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+  ) {
+    super();
+  }
+
+  onApplicationBootstrap(): void {
+    this.worker.concurrency = this.config.agentRunConcurrency;
+  }
+
+  async process(job: Job<AgentRunJob>): Promise<string> {
+    const timer = this.metrics.jobDuration.startTimer({ queue: 'agent-runs' });
+    try {
+      const status = await this.runOnce(job.data);
+      this.metrics.jobs.inc({ queue: 'agent-runs', outcome: status });
+      return status;
+    } catch (error) {
+      this.metrics.jobs.inc({ queue: 'agent-runs', outcome: 'error' });
+      throw error;
+    } finally {
+      timer();
+    }
+  }
+
+  private async runOnce(data: AgentRunJob): Promise<string> {
+    const run = await this.store.getRun(data.runId);
+    if (!run || FINISHED_RUN.has(run.status)) return 'skipped';
+    // `done` is published under an idempotency key: whatever retries happen, a run ends once.
+    const publish = (event: BotEvent) =>
+      this.sink.bot(data.botId, event, event.type === 'done' ? { idempotencyKey: `run-done.${data.runId}` } : {});
+    const end = async (status: 'cancelled' | 'failed', message?: string) => {
+      if (message) await publish({ type: 'error', payload: { sessionId: data.sessionId, runId: data.runId, code: 'RUN_FAILED', message } });
+      await publish({ type: 'done', payload: { sessionId: data.sessionId, runId: data.runId, replyToId: data.messageId, status } });
+      await this.store.setRunStatus(data.runId, status);
+      return status;
+    };
+    if (run.cancelRequested) return end('cancelled');
+    if (run.status === 'running') return end('failed', 'the worker running this run stopped; it was not resumed');
+
+    await this.store.setRunStatus(data.runId, 'running');
+    const tracked = this.cancellation.track(data.runId);
+    try {
+      const bot = new EchoBot(
+        {
+          publish,
+          remember: (m) => this.store.appendSessionMessage(data.sessionId, m),
+          sleep,
+        },
+        this.config.echoChunkDelayMs,
+      );
+      const status = await bot.run(data, tracked.signal);
+      await this.store.setRunStatus(data.runId, status);
+      return status;
+    } catch (error) {
+      this.logger.error({ msg: 'run failed', runId: data.runId, err: error instanceof Error ? error.stack : String(error) });
+      return end('failed', 'the run failed');
+    } finally {
+      tracked.done();
+    }
+  }
+}

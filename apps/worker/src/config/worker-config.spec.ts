@@ -1,0 +1,14 @@
+import { ConfigError } from '@app/runtime';
+import { loadWorkerConfig } from './worker-config';
+
+describe('loadWorkerConfig', () => {
+  it('reads the shared backplane variables and its own', () => {
+    const config = loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', AGENT_RUN_CONCURRENCY: '7', HISTORY_MAX_EVENTS: '99' });
+    expect(config).toMatchObject({ redisUrl: 'redis://127.0.0.1:1', agentRunConcurrency: 7, retention: { maxEvents: 99 } });
+  });
+
+  it('names the bad variables', () => {
+    expect(() => loadWorkerConfig({ AGENT_RUN_CONCURRENCY: 'many' })).toThrow(ConfigError);
+    expect(() => loadWorkerConfig({ AGENT_RUN_CONCURRENCY: 'many' })).toThrow(/REDIS_URL[\s\S]*AGENT_RUN_CONCURRENCY|AGENT_RUN_CONCURRENCY[\s\S]*REDIS_URL/);
+  });
+});

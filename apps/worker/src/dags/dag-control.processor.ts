@@ -1,0 +1,49 @@
+import { Processor, WorkerHost } from '@nestjs/bullmq';
+import type { Job } from 'bullmq';
+import { type DagControlJob, DomainStore, type ExecutionStatus, QUEUES } from '@app/backplane';
+import type { ExecutionControlStatus } from '@app/protocol';
+import { EventSink } from '../ops/event-sink';
+import { WorkerMetrics } from '../ops/worker-metrics';
+
+/** What each control moves the execution to, and from which statuses it may. */
+const TRANSITIONS: Record<'pause' | 'resume' | 'cancel', { to: ExecutionControlStatus; from: ExecutionStatus[] }> = {
+  pause: { to: 'paused', from: ['running'] },
+  resume: { to: 'running', from: ['paused'] },
+  cancel: { to: 'cancelling', from: ['queued', 'running', 'paused'] },
+};
+
+/**
+ * Steering of executions from the `dag-control` queue. It changes the execution's record
+ * (the engine reads it between steps) and announces the change on the DAG's stream.
+ */
+@Processor(QUEUES.dagControl, { concurrency: 16 })
+export class DagControlProcessor extends WorkerHost {
+  constructor(
+    private readonly store: DomainStore,
+    private readonly sink: EventSink,
+    private readonly metrics: WorkerMetrics,
+  ) {
+    super();
+  }
+
+  async process(job: Job<DagControlJob>): Promise<string> {
+    const outcome = await this.handle(job.data);
+    this.metrics.jobs.inc({ queue: 'dag-control', outcome });
+    return outcome;
+  }
+
+  private async handle(data: DagControlJob): Promise<string> {
+    if (data.kind === 'human_decision') {
+      if (!(await this.store.decideGate(data.executionId, data.nodeId, data.decision))) return 'already_decided';
+      await this.sink.dag(data.executionId, {
+        type: 'human_gate_resolved',
+        payload: { nodeId: data.nodeId, decision: data.decision, resolvedBy: data.userId },
+      });
+      return 'decided';
+    }
+    const { to, from } = TRANSITIONS[data.kind];
+    if ((await this.store.transitionExecution(data.executionId, to, from)) === null) return 'not_applicable';
+    await this.sink.dag(data.executionId, { type: 'execution_state', payload: { status: to } });
+    return to;
+  }
+}

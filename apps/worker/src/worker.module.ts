@@ -1,0 +1,49 @@
+import { BullModule } from '@nestjs/bullmq';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { DomainStore, QUEUE_PREFIX, QUEUES } from '@app/backplane';
+import { reconnectDelay } from '@app/runtime';
+import { AgentControlProcessor } from './agents/agent-control.processor';
+import { AgentRunProcessor } from './agents/agent-run.processor';
+import { RunCancellation } from './agents/run-cancellation';
+import { WORKER_CONFIG, type WorkerConfig } from './config/worker-config';
+import { DagControlProcessor } from './dags/dag-control.processor';
+import { DagExecutionProcessor } from './dags/dag-execution.processor';
+import { EventSink } from './ops/event-sink';
+import { WorkerHttp } from './ops/worker-http';
+import { WorkerMetrics } from './ops/worker-metrics';
+import { WorkerRedis } from './ops/worker-redis';
+import { WorkerShutdown } from './ops/worker-shutdown';
+
+/** The worker process: BullMQ processors for every queue, publishing through the backplane. */
+@Module({})
+export class WorkerModule {
+  static forRoot(config: WorkerConfig): DynamicModule {
+    return {
+      module: WorkerModule,
+      imports: [
+        DiscoveryModule,
+        BullModule.forRoot({
+          // Workers block on their queues: BullMQ needs maxRetriesPerRequest null there.
+          connection: { url: config.redisUrl, connectionName: `worker:${config.workerId}:bull`, maxRetriesPerRequest: null, retryStrategy: reconnectDelay },
+          prefix: QUEUE_PREFIX,
+        }),
+        BullModule.registerQueue(...Object.values(QUEUES).map((name) => ({ name }))),
+      ],
+      providers: [
+        { provide: WORKER_CONFIG, useValue: config },
+        WorkerMetrics,
+        WorkerRedis,
+        { provide: DomainStore, inject: [WorkerRedis], useFactory: (redis: WorkerRedis) => new DomainStore(redis.commands) },
+        EventSink,
+        WorkerHttp,
+        WorkerShutdown,
+        RunCancellation,
+        AgentRunProcessor,
+        AgentControlProcessor,
+        DagExecutionProcessor,
+        DagControlProcessor,
+      ],
+    };
+  }
+}
