@@ -7,7 +7,8 @@ export async function publishHttp(
   body: unknown,
   { apiKey = TEST_API_KEY, idempotencyKey, rawBody }: { apiKey?: string | null; idempotencyKey?: string; rawBody?: string } = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  // No keep-alive: a pooled socket would hold the test process open after the run.
+  const headers: Record<string, string> = { 'content-type': 'application/json', connection: 'close' };
   if (apiKey !== null) headers.authorization = `Bearer ${apiKey}`;
   if (idempotencyKey) headers['idempotency-key'] = idempotencyKey;
   const response = await fetch(`${baseUrl}/v1/streams/${encodeURIComponent(stream)}/events`, {

@@ -54,7 +54,7 @@ export class AppProcess {
     await waitFor(
       async () => {
         if (!this.child) throw new Error(`${this.kind} exited during start:\n${this.output.slice(-4000)}`);
-        const response = await fetch(`${this.url}/readyz`).catch(() => null);
+        const response = await fetch(`${this.url}/readyz`, { headers: { connection: 'close' } }).catch(() => null);
         return response?.status === 200;
       },
       { timeoutMs: 30_000, intervalMs: 50, message: `${this.kind} on port ${this.port} to be ready` },

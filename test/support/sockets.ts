@@ -1,5 +1,4 @@
 import type { Ack, ClientToServerEvents, CommandType, Envelope, HelloPayload, ServerToClientEvents } from '@app/protocol';
-import { once } from '@app/runtime';
 import { io, type Socket } from 'socket.io-client';
 
 export type RawSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -22,12 +21,18 @@ export async function connectSocket(url: string, token: string, options: { query
   const socket: RawSocket = io(url, { auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true, query: options.query });
   const events: Envelope[] = [];
   socket.on('event', (envelope) => events.push(envelope));
-  const hello = await Promise.race([
-    once<HelloPayload>(socket, 'hello'),
-    once<Error>(socket, 'connect_error').then((error) => {
-      throw error;
-    }),
-  ]);
+  const hello = await new Promise<HelloPayload>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no hello from ${url} within 10 s`)), 10_000);
+    socket.once('hello', (payload) => {
+      clearTimeout(timer);
+      socket.off('connect_error');
+      resolve(payload);
+    });
+    socket.once('connect_error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
   return {
     socket,
     hello,

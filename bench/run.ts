@@ -1,0 +1,706 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { freePort, RedisServerProcess, waitFor } from '@app/runtime';
+import { signToken, TEST_API_KEY, TEST_JWT_SECRET } from '../test/support/tokens';
+import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, sleep } from './common';
+
+/**
+ * `npm run bench`: the full path (StreamPublisher → Lua → two gateway pods → sockets) next
+ * to a raw Socket.IO broadcast through the sharded Redis adapter (two plain socket.io
+ * servers), in one run on loopback, so machine noise hits both alike. See the report it
+ * writes to bench/results/<date>.md for what is measured and how.
+ */
+
+const ROOT = join(__dirname, '..');
+const GATEWAY_MAIN = join(ROOT, 'dist', 'apps', 'gateway', 'main.js');
+
+function intEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name]);
+  return Number.isInteger(value) && value > 0 ? value : fallback;
+}
+
+const CONFIG = {
+  /** Events per saturation run. */
+  events: intEnv('BENCH_EVENTS', 10_000),
+  /** Client sockets per path for throughput and latency, split over the two pods. */
+  sockets: intEnv('BENCH_SOCKETS', 100),
+  /** Idle sockets per path for the memory measurement, split over the two pods. */
+  idleSockets: intEnv('BENCH_IDLE_SOCKETS', 5_000),
+  /** Offered loads for the latency runs, events/s (× sockets = deliveries/s). */
+  rates: [50, 200, 1_000],
+  latencySeconds: intEnv('BENCH_LATENCY_SECONDS', 4),
+  /** Saturation runs per path (ABBA order); the best one is reported. */
+  rounds: intEnv('BENCH_ROUNDS', 2),
+  /** Publisher chunk at saturation: sends in flight before it waits for Redis. */
+  chunk: 256,
+  /** The whole run is abandoned (and cleaned up) past this. */
+  deadlineMs: intEnv('BENCH_DEADLINE_MS', 300_000),
+};
+
+const STREAM = 'bot:bench';
+const IDLE_STREAM = 'bot:bench-idle';
+
+// ---------------------------------------------------------------------------------------
+// Processes. Everything started here is recorded, so a failure anywhere kills it all.
+
+const children = new Set<ChildProcess>();
+let redisServer: RedisServerProcess | null = null;
+
+function killAll(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  children.clear();
+  // dispose() sends SIGKILL before its first await, so this works even in an 'exit' handler.
+  if (redisServer) void redisServer.dispose();
+  redisServer = null;
+}
+
+/** Kills everything and waits for Redis to be gone (an un-awaited kill leaves a zombie). */
+async function shutdown(code: number): Promise<never> {
+  const redis = redisServer;
+  redisServer = null;
+  killAll();
+  await redis?.dispose().catch(() => undefined);
+  process.exit(code);
+}
+
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping bench processes`);
+    void shutdown(130);
+  });
+}
+
+function fork(name: string, script: string, env: Record<string, string>, nodeFlags: string[] = []): HelperProcess {
+  const helper = HelperProcess.fork(name, join(__dirname, script), env, nodeFlags);
+  children.add(helper.child);
+  return helper;
+}
+
+/** One server process of either path, as the measurements see it. */
+interface Pod {
+  name: string;
+  url: string;
+  pid: number;
+  /** User + system CPU time of the process so far, µs. */
+  cpuUs(): Promise<number>;
+}
+
+/**
+ * A gateway pod from the build, spawned like test/support/processes.ts does (same env),
+ * but owned here so its pid is known for /proc reads and the final kill.
+ */
+async function startGatewayPod(redisUrl: string, serverId: string): Promise<Pod> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [GATEWAY_MAIN], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      REDIS_URL: redisUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      JWT_SECRET: TEST_JWT_SECRET,
+      API_KEYS: TEST_API_KEY,
+      LOG_LEVEL: 'warn',
+      TRANSPORTS: 'websocket',
+      DRAIN_BATCH_INTERVAL_MS: '0',
+      SERVER_ID: serverId,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`gateway exited (${child.exitCode}):\n${output.slice(-4000)}`);
+      const response = await fetch(`${url}/readyz`).catch(() => null);
+      return response?.status === 200;
+    },
+    { timeoutMs: 30_000, intervalMs: 50, message: `gateway ${serverId} to be ready` },
+  ).catch((error: unknown) => {
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n--- gateway output ---\n${output.slice(-4000)}`);
+  });
+  return {
+    name: serverId,
+    url,
+    pid: child.pid ?? -1,
+    cpuUs: async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const metric = (name: string) => {
+        const match = new RegExp(`^${name} ([0-9.eE+-]+)$`, 'm').exec(text);
+        if (!match) throw new Error(`${name} missing from ${url}/metrics`);
+        return Number(match[1]);
+      };
+      return Math.round((metric('rtgw_process_cpu_user_seconds_total') + metric('rtgw_process_cpu_system_seconds_total')) * 1e6);
+    },
+  };
+}
+
+async function startBaselinePod(redisUrl: string, name: string): Promise<Pod> {
+  const helper = fork(name, 'baseline-server.ts', { REDIS_URL: redisUrl });
+  const { port } = await helper.started();
+  return {
+    name,
+    url: `http://127.0.0.1:${Number(port)}`,
+    pid: helper.pid,
+    cpuUs: async () => {
+      const cpu = await helper.request<CpuSample>('cpu');
+      return cpu.userUs + cpu.systemUs;
+    },
+  };
+}
+
+function rssKb(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]);
+}
+
+async function redisCpuUs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+  return Math.round((field('used_cpu_user') + field('used_cpu_sys')) * 1e6);
+}
+
+// ---------------------------------------------------------------------------------------
+// The two paths under test.
+
+interface Side {
+  key: 'full' | 'baseline';
+  label: string;
+  kind: 'gateway' | 'baseline';
+  pods: Pod[];
+  publisher: HelperProcess;
+  target: string;
+  idleTarget: string;
+}
+
+interface ClientStats {
+  received: number;
+  firstUs: number;
+  lastUs: number;
+  orderErrors: number;
+  cpu: CpuSample;
+  samples?: Float64Array;
+  frameBytes?: number;
+}
+
+interface PublishRun {
+  sent: number;
+  startUs: number;
+  endUs: number;
+  cpuUs: number;
+}
+
+const cpuOf = (sample: CpuSample) => sample.userUs + sample.systemUs;
+
+class Bench {
+  private token = '';
+  readonly results = {
+    full: {} as Record<string, number>,
+    baseline: {} as Record<string, number>,
+  };
+  readonly notes: string[] = [];
+  readonly rounds = { full: [] as number[], baseline: [] as number[] };
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly clients: HelperProcess[],
+    readonly sides: Side[],
+  ) {}
+
+  async init(): Promise<void> {
+    this.token = await signToken({ sub: 'bench', scope: ['admin'], expiresInSeconds: 3600 });
+  }
+
+  /** Connects `total` sockets of a side, half on each pod; client process i talks to pod i. */
+  private async connect(side: Side, group: string, total: number, target: string): Promise<number> {
+    const started = Date.now();
+    const perPod = Math.ceil(total / side.pods.length);
+    await Promise.all(
+      side.pods.map((pod, i) =>
+        this.clients[i % this.clients.length].request(
+          'connect',
+          { group, kind: side.kind, url: pod.url, count: Math.min(perPod, total - i * perPod), token: this.token, target, concurrency: 100 },
+          120_000,
+        ),
+      ),
+    );
+    return Date.now() - started;
+  }
+
+  private async close(group: string): Promise<void> {
+    await Promise.all(this.clients.map((client) => client.request('close', { group })));
+  }
+
+  private async podsCpu(side: Side): Promise<number[]> {
+    return Promise.all(side.pods.map((pod) => pod.cpuUs()));
+  }
+
+  private async reset(sample: boolean): Promise<number> {
+    const replies = await Promise.all(this.clients.map((client) => client.request<{ cpu: CpuSample }>('reset', { sample })));
+    return replies.reduce((sum, r) => sum + cpuOf(r.cpu), 0);
+  }
+
+  /** Polls the clients until `expected` deliveries arrived, or none arrived for 5 s. */
+  private async awaitDeliveries(expected: number, samples = false): Promise<ClientStats[]> {
+    const hardStop = Date.now() + 120_000;
+    let last = -1;
+    let lastProgress = Date.now();
+    for (;;) {
+      const stats = await Promise.all(this.clients.map((client) => client.request<ClientStats>('stats', { samples: false })));
+      const total = stats.reduce((sum, s) => sum + s.received, 0);
+      if (total !== last) {
+        last = total;
+        lastProgress = Date.now();
+      }
+      if (total >= expected || Date.now() - lastProgress > 5_000 || Date.now() > hardStop) {
+        return samples ? Promise.all(this.clients.map((client) => client.request<ClientStats>('stats', { samples: true }))) : stats;
+      }
+      await sleep(100);
+    }
+  }
+
+  /** One publish run of `count` events at `rate` (0 = as fast as possible) and what it cost. */
+  private async drive(side: Side, count: number, rate: number, sample: boolean) {
+    const clientCpuBefore = await this.reset(sample);
+    const [podCpuBefore, redisBefore] = await Promise.all([this.podsCpu(side), redisCpuUs(this.redis)]);
+    const run = await side.publisher.request<PublishRun>('run', { target: side.target, count, rate, chunk: CONFIG.chunk }, 180_000);
+    const expected = count * CONFIG.sockets;
+    const stats = await this.awaitDeliveries(expected, sample);
+    const [podCpuAfter, redisAfter] = await Promise.all([this.podsCpu(side), redisCpuUs(this.redis)]);
+    const received = stats.reduce((sum, s) => sum + s.received, 0);
+    const lastUs = Math.max(...stats.map((s) => s.lastUs));
+    const elapsedUs = Math.max(1, lastUs - run.startUs);
+    const podCpu = podCpuAfter.reduce((sum, after, i) => sum + after - podCpuBefore[i], 0);
+    const clientCpu = stats.reduce((sum, s) => sum + cpuOf(s.cpu), 0) - clientCpuBefore;
+    const orderErrors = stats.reduce((sum, s) => sum + s.orderErrors, 0);
+    if (received < expected) this.notes.push(`${side.label}: ${count} events at ${rate || 'max'}/s delivered ${received} of ${expected} expected.`);
+    if (orderErrors > 0) this.notes.push(`${side.label}: ${orderErrors} out-of-order or missing seqs seen by clients.`);
+    let latencies: Float64Array | null = null;
+    if (sample) {
+      latencies = new Float64Array(stats.reduce((sum, s) => sum + (s.samples?.length ?? 0), 0));
+      let offset = 0;
+      for (const s of stats) {
+        if (!s.samples) continue;
+        latencies.set(s.samples, offset);
+        offset += s.samples.length;
+      }
+      latencies.sort();
+    }
+    return {
+      run,
+      lastUs,
+      received,
+      expected,
+      elapsedUs,
+      deliveriesPerSec: received / (elapsedUs / 1e6),
+      eventsPerSec: run.sent / ((run.endUs - run.startUs) / 1e6),
+      podCpuPerDelivery: podCpu / Math.max(1, received),
+      podCores: podCpu / elapsedUs,
+      redisCpuPerEvent: (redisAfter - redisBefore) / run.sent,
+      redisCores: (redisAfter - redisBefore) / elapsedUs,
+      publisherCpuPerEvent: run.cpuUs / run.sent,
+      clientCores: clientCpu / elapsedUs,
+      clientCpuPerDelivery: clientCpu / Math.max(1, received),
+      frameBytes: stats.find((s) => s.frameBytes)?.frameBytes ?? 0,
+      latencies,
+    };
+  }
+
+  async idleMemory(side: Side): Promise<void> {
+    // First connections compile code and grow pools; keep that out of the per-socket figure.
+    await this.connect(side, `${side.key}-warm`, 100, side.idleTarget);
+    await this.close(`${side.key}-warm`);
+    await sleep(1_500);
+    const total = (kb: number[]) => kb.reduce((a, b) => a + b, 0);
+    const before = side.pods.map((pod) => rssKb(pod.pid));
+    // A stop on the way gives a second, marginal figure: the first sockets can land in heap
+    // V8 had already reserved (more of it in the ts-node baseline process), the later ones cannot.
+    const first = Math.floor(CONFIG.idleSockets / 5);
+    const firstMs = await this.connect(side, `${side.key}-idle`, first, side.idleTarget);
+    await sleep(1_500);
+    const mid = side.pods.map((pod) => rssKb(pod.pid));
+    const restMs = await this.connect(side, `${side.key}-idle`, CONFIG.idleSockets - first, side.idleTarget);
+    await sleep(3_000);
+    const after = side.pods.map((pod) => rssKb(pod.pid));
+    const r = this.results[side.key];
+    r.rssBeforeMb = total(before) / 1024;
+    r.rssAfterMb = total(after) / 1024;
+    r.rssPerSocketKb = (total(after) - total(before)) / CONFIG.idleSockets;
+    r.rssMarginalKb = (total(after) - total(mid)) / (CONFIG.idleSockets - first);
+    r.connectPerSec = CONFIG.idleSockets / ((firstMs + restMs) / 1000);
+    log(
+      `  ${side.label}: ${CONFIG.idleSockets} idle sockets in ${((firstMs + restMs) / 1000).toFixed(1)} s; RSS ${fmt(r.rssBeforeMb, 0)} → ${fmt(total(mid) / 1024, 0)} (at ${first}) → ${fmt(r.rssAfterMb, 0)} MB; ` +
+        `${fmt(r.rssPerSocketKb, 1)} KB/socket overall, ${fmt(r.rssMarginalKb, 1)} KB/socket from ${first} to ${CONFIG.idleSockets}`,
+    );
+    await this.close(`${side.key}-idle`);
+    await sleep(1_500);
+  }
+
+  async connectLoad(): Promise<void> {
+    for (const side of this.sides) {
+      const ms = await this.connect(side, `${side.key}-load`, CONFIG.sockets, side.target);
+      log(`  ${side.label}: ${CONFIG.sockets} sockets joined ${side.target} in ${ms} ms`);
+    }
+    await sleep(500);
+  }
+
+  async warmUp(): Promise<void> {
+    for (const side of this.sides) {
+      const result = await this.drive(side, 1_000, 0, false);
+      if (result.received < result.expected) throw new Error(`${side.label}: warm-up delivered ${result.received} of ${result.expected}; the sockets are not all joined`);
+      log(`  ${side.label}: warm-up ok (${result.frameBytes} bytes per frame)`);
+      this.results[side.key].frameBytes = result.frameBytes;
+    }
+  }
+
+  async saturation(): Promise<void> {
+    for (let round = 0; round < CONFIG.rounds; round++) {
+      // ABBA: neither path always goes first (the box warms up, other jobs come and go).
+      const order = round % 2 === 0 ? this.sides : [...this.sides].reverse();
+      for (const side of order) {
+        const res = await this.drive(side, CONFIG.events, 0, false);
+        const r = this.results[side.key];
+        this.rounds[side.key].push(res.deliveriesPerSec);
+        log(
+          `  round ${round + 1} ${side.label}: ${fmt(res.deliveriesPerSec, 0)} deliveries/s (${fmt(res.eventsPerSec, 0)} events/s published), ` +
+            `server ${fmt(res.podCpuPerDelivery, 2)} CPU-µs/delivery, pods ${fmt(res.podCores, 2)} cores, clients ${fmt(res.clientCores, 2)} cores`,
+        );
+        if (!(r.deliveriesPerSec >= res.deliveriesPerSec)) {
+          r.deliveriesPerSec = res.deliveriesPerSec;
+          r.publishEventsPerSec = res.eventsPerSec;
+          r.podCpuPerDeliverySat = res.podCpuPerDelivery;
+          r.podCoresSat = res.podCores;
+          r.redisCpuPerEventSat = res.redisCpuPerEvent;
+          r.redisCoresSat = res.redisCores;
+          r.publisherCpuPerEventSat = res.publisherCpuPerEvent;
+          r.clientCoresSat = res.clientCores;
+          r.clientCpuPerDeliverySat = res.clientCpuPerDelivery;
+          // Every process shares the same cores, so this — not the pods' share alone — is
+          // what deliveries/s at saturation follows on this machine.
+          r.totalCpuPerDeliverySat = res.podCpuPerDelivery + res.clientCpuPerDelivery + ((res.publisherCpuPerEvent + res.redisCpuPerEvent) * res.run.sent) / Math.max(1, res.received);
+          r.deliveredSat = res.received;
+          r.expectedSat = res.expected;
+        }
+      }
+    }
+  }
+
+  /**
+   * Each load runs as four short halves in ABBA order and the halves of a path are merged:
+   * a burst of other work on the machine then lands on both paths rather than on one.
+   */
+  async latency(): Promise<void> {
+    for (const rate of CONFIG.rates) {
+      const merged = new Map<Side, { samples: Float64Array[]; podCpu: number; received: number; drainMs: number; overloaded: boolean }>();
+      for (const side of [...this.sides, ...[...this.sides].reverse()]) {
+        const res = await this.drive(side, Math.round((rate * CONFIG.latencySeconds) / 2), rate, true);
+        // Deliveries still arriving long after the last send: the path did not keep up and
+        // the latency figures measure the backlog, not the path.
+        const drainMs = (Math.max(res.lastUs, res.run.endUs) - res.run.endUs) / 1000;
+        const m = merged.get(side) ?? { samples: [], podCpu: 0, received: 0, drainMs: 0, overloaded: false };
+        m.samples.push(res.latencies ?? new Float64Array());
+        m.podCpu += res.podCpuPerDelivery * res.received;
+        m.received += res.received;
+        m.drainMs = Math.max(m.drainMs, drainMs);
+        m.overloaded ||= drainMs > 250 || res.received < res.expected;
+        merged.set(side, m);
+      }
+      for (const side of this.sides) {
+        const m = merged.get(side);
+        if (!m) continue;
+        const lat = new Float64Array(m.samples.reduce((sum, a) => sum + a.length, 0));
+        let offset = 0;
+        for (const a of m.samples) {
+          lat.set(a, offset);
+          offset += a.length;
+        }
+        lat.sort();
+        const r = this.results[side.key];
+        r[`p50_${rate}`] = percentile(lat, 50) / 1000;
+        r[`p99_${rate}`] = percentile(lat, 99) / 1000;
+        r[`max_${rate}`] = (lat.length ? lat[lat.length - 1] : Number.NaN) / 1000;
+        r[`podCpuPerDelivery_${rate}`] = m.podCpu / Math.max(1, m.received);
+        r[`overloaded_${rate}`] = m.overloaded ? 1 : 0;
+        log(
+          `  ${rate} ev/s ${side.label}: p50 ${fmt(r[`p50_${rate}`], 2)} ms, p99 ${fmt(r[`p99_${rate}`], 2)} ms, max ${fmt(r[`max_${rate}`], 1)} ms ` +
+            `(${lat.length} samples), server ${fmt(r[`podCpuPerDelivery_${rate}`], 2)} CPU-µs/delivery, last delivery up to ${fmt(m.drainMs, 0)} ms after the last send` +
+            (m.overloaded ? ' — OVERLOADED' : ''),
+        );
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output.
+
+const startedAt = Date.now();
+function log(line: string): void {
+  console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1).padStart(5)} s] ${line}`);
+}
+
+function fmt(value: number | undefined, digits: number): string {
+  if (value === undefined || !Number.isFinite(value)) return 'n/a';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+interface Row {
+  metric: string;
+  key: string;
+  digits: number;
+  /** Latency rows of a load the path did not keep up with get a mark. */
+  rate?: number;
+}
+
+type Results = Bench['results'];
+
+function rows(): Row[] {
+  const list: Row[] = [
+    { metric: `Deliveries/s at saturation (${CONFIG.events.toLocaleString('en-US')} events × ${CONFIG.sockets} sockets)`, key: 'deliveriesPerSec', digits: 0 },
+    { metric: 'Server CPU-µs per delivery at saturation (both pods)', key: 'podCpuPerDeliverySat', digits: 2 },
+  ];
+  for (const rate of CONFIG.rates) {
+    list.push(
+      { metric: `Latency p50 at ${rate} events/s (${(rate * CONFIG.sockets).toLocaleString('en-US')} deliveries/s offered), ms`, key: `p50_${rate}`, digits: 2, rate },
+      { metric: `Latency p99 at ${rate} events/s, ms`, key: `p99_${rate}`, digits: 2, rate },
+    );
+  }
+  list.push(
+    ...CONFIG.rates.map((rate) => ({ metric: `Server CPU-µs per delivery at ${rate} events/s`, key: `podCpuPerDelivery_${rate}`, digits: 2 })),
+    { metric: `RSS per idle socket, 0 → ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, KB`, key: 'rssPerSocketKb', digits: 1 },
+    { metric: `RSS per idle socket, ${(CONFIG.idleSockets / 5).toLocaleString('en-US')} → ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, KB`, key: 'rssMarginalKb', digits: 1 },
+    { metric: 'Redis CPU-µs per published event (saturation)', key: 'redisCpuPerEventSat', digits: 1 },
+    { metric: 'Publisher CPU-µs per event (saturation)', key: 'publisherCpuPerEventSat', digits: 1 },
+    { metric: 'Events/s taken by Redis at saturation', key: 'publishEventsPerSec', digits: 0 },
+    { metric: 'Cores busy at saturation: server pods', key: 'podCoresSat', digits: 2 },
+    { metric: 'Cores busy at saturation: client processes', key: 'clientCoresSat', digits: 2 },
+    { metric: 'Cores busy at saturation: Redis', key: 'redisCoresSat', digits: 2 },
+    { metric: 'Client CPU-µs per delivery (saturation)', key: 'clientCpuPerDeliverySat', digits: 2 },
+    { metric: 'All processes CPU-µs per delivery (pods + clients + publisher + Redis, saturation)', key: 'totalCpuPerDeliverySat', digits: 2 },
+    { metric: `Connect + subscribe/join rate, ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, per s`, key: 'connectPerSec', digits: 0 },
+    { metric: 'Bytes per `event` frame', key: 'frameBytes', digits: 0 },
+  );
+  return list;
+}
+
+function table(bench: Bench): { text: string; markdown: string; marked: boolean } {
+  const results = bench.results;
+  let marked = false;
+  const cell = (side: Record<string, number>, row: Row) => {
+    const over = row.rate !== undefined && side[`overloaded_${row.rate}`] === 1;
+    if (over) marked = true;
+    return `${fmt(side[row.key], row.digits)}${over ? ' *' : ''}`;
+  };
+  const lines = rows().map((row) => [row.metric, cell(results.full, row), cell(results.baseline, row), fmt(results.full[row.key] / results.baseline[row.key], 2)]);
+  const header = ['Metric', 'Full path', 'Baseline', 'Full / baseline'];
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const pad = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ');
+  const text = [pad(header), widths.map((w) => '-'.repeat(w)).join('-+-'), ...lines.map(pad)].join('\n');
+  const markdown = [`| ${header.join(' | ')} |`, '|---|---:|---:|---:|', ...lines.map((l) => `| ${l.join(' | ')} |`)].join('\n');
+  return { text, markdown, marked };
+}
+
+const OVERLOAD_NOTE =
+  '`*` the path did not keep up with that offered load (deliveries still arriving > 250 ms after the last send, or some missing): the figure measures a growing backlog over the run, not the path.';
+
+function interpretation(bench: Bench): string[] {
+  const f = bench.results.full;
+  const b = bench.results.baseline;
+  const out: string[] = [];
+  const ratio = (key: string) => f[key] / b[key];
+  const list = (values: number[]) => values.map((v) => fmt(v, 0)).join(', ');
+  const spread = (values: number[]) => (Math.max(...values) - Math.min(...values)) / Math.max(...values);
+  const noise = Math.max(spread(bench.rounds.full), spread(bench.rounds.baseline));
+  const tput = ratio('deliveriesPerSec');
+  const perPod = CONFIG.sockets / 2;
+
+  const publishSide = (side: Record<string, number>) => side.totalCpuPerDeliverySat - side.podCpuPerDeliverySat - side.clientCpuPerDeliverySat;
+  const diff = f.totalCpuPerDeliverySat - b.totalCpuPerDeliverySat;
+  out.push(
+    `**Fan-out throughput.** At saturation the full path delivered ${fmt(tput, 2)}× the baseline's deliveries per second (${fmt(f.deliveriesPerSec, 0)} vs ${fmt(b.deliveriesPerSec, 0)}; ` +
+      `runs: full ${list(bench.rounds.full)}, baseline ${list(bench.rounds.baseline)}, so a path's own runs differed by up to ${fmt(noise * 100, 0)}%). ` +
+      `Every process here shares ${cpus().length} cores, so deliveries/s follows the CPU that all of them spend per delivery: ${fmt(f.totalCpuPerDeliverySat, 2)} µs on the full path vs ${fmt(b.totalCpuPerDeliverySat, 2)} µs on the baseline ` +
+      `(inverse ratio ${fmt(b.totalCpuPerDeliverySat / f.totalCpuPerDeliverySat, 2)}). ` +
+      `Of the ${fmt(diff, 2)} µs difference, the server pods account for ${fmt(f.podCpuPerDeliverySat - b.podCpuPerDeliverySat, 2)} ` +
+      `(${fmt(f.podCpuPerDeliverySat, 2)} vs ${fmt(b.podCpuPerDeliverySat, 2)}: the same Socket.IO fan-out, plus an envelope check, the ordering feed and metrics per event, shared by the event's ${perPod} deliveries in a pod), ` +
+      `the client sockets ${fmt(f.clientCpuPerDeliverySat - b.clientCpuPerDeliverySat, 2)} (they decode larger frames: ${fmt(f.frameBytes, 0)} vs ${fmt(b.frameBytes, 0)} bytes, the envelope's seq, epoch, id, type and ts), ` +
+      `and the publish side ${fmt(publishSide(f) - publishSide(b), 2)} (publisher and Redis, paid once per event and spread over ${CONFIG.sockets} deliveries).`,
+  );
+
+  const busy = (side: Record<string, number>) => side.podCoresSat + side.clientCoresSat + side.redisCoresSat;
+  out.push(
+    `**What limits it here.** During saturation the server pods used ${fmt(f.podCoresSat, 2)} / ${fmt(b.podCoresSat, 2)} cores (full / baseline), the client processes ${fmt(f.clientCoresSat, 2)} / ${fmt(b.clientCoresSat, 2)}, Redis ${fmt(f.redisCoresSat, 2)} / ${fmt(b.redisCoresSat, 2)}, ` +
+      `on ${cpus().length} cores shared with the publisher, the driver and any other job. ` +
+      (Math.max(f.clientCoresSat / busy(f), b.clientCoresSat / busy(b)) > 0.35
+        ? `The client sockets cost about as much CPU per delivery as the servers (${fmt(f.clientCpuPerDeliverySat, 1)} / ${fmt(b.clientCpuPerDeliverySat, 1)} µs to read and decode a frame): the clients are half of the bottleneck, so deliveries/s are a lower bound for what the servers could do and are best read as a ratio. Server CPU-µs per delivery does not depend on where the clients run. `
+        : '') +
+      (Math.max(busy(f), busy(b)) < cpus().length * 0.75 ? 'These add up to well under the machine: other jobs were taking CPU during the run, so absolute figures are low. ' : '') +
+      `Absolute numbers from this machine are pessimistic in any case (a plain Socket.IO delivery cost ${fmt(b.podCpuPerDeliverySat, 1)} server CPU-µs here).`,
+  );
+
+  out.push(
+    `**The cost of sequencing is in Redis and the publisher.** The publish script (seq, history XADD and trim, SPUBLISH, EXPIREs) cost ${fmt(f.redisCpuPerEventSat, 1)} Redis CPU-µs per event against ${fmt(b.redisCpuPerEventSat, 1)} for the adapter's bare SPUBLISH (${fmt(ratio('redisCpuPerEventSat'), 1)}×), ` +
+      `and ${fmt(f.publisherCpuPerEventSat, 1)} vs ${fmt(b.publisherCpuPerEventSat, 1)} publisher CPU-µs per event (two UUIDs, the script call, and every 200 events a checkpoint fold that reads them back). Pods scale out; this does not, except by spreading streams over Redis Cluster shards: ` +
+      `one Redis core at this cost sequences at most ~${fmt(Math.round(1e6 / f.redisCpuPerEventSat / 100) * 100, 0)} events/s for all the streams of a shard on this machine (vs ~${fmt(Math.round(1e6 / b.redisCpuPerEventSat / 100) * 100, 0)} bare broadcasts). ` +
+      `With 100 sockets per stream that is not the limit (the fan-out is); with many quiet streams of one or two sockets each, it is the first one to reach.`,
+  );
+
+  const lat = CONFIG.rates.map((rate) => {
+    const over = (side: Record<string, number>) => (side[`overloaded_${rate}`] === 1 ? '*' : '');
+    return `${rate}/s: p50 ${fmt(f[`p50_${rate}`], 2)}${over(f)} vs ${fmt(b[`p50_${rate}`], 2)}${over(b)} ms, p99 ${fmt(f[`p99_${rate}`], 2)}${over(f)} vs ${fmt(b[`p99_${rate}`], 2)}${over(b)} ms`;
+  });
+  const overloadedRates = CONFIG.rates.filter((rate) => f[`overloaded_${rate}`] || b[`overloaded_${rate}`]);
+  out.push(
+    `**Latency** (publish call → client \`event\` handler, full vs baseline): ${lat.join('; ')}. ` +
+      `Per event the full path adds the Lua script in Redis and, in the pod, the envelope check and the ordering feed (both paths parse one JSON message from Redis per event and pod); both paths then write a pod's ${perPod} sockets one after the other and each client process reads its sockets one after the other, so every figure includes the fan-out order, the same on both paths. ` +
+      (overloadedRates.length
+        ? `At ${overloadedRates.join(' and ')} events/s (marked *) a path did not keep up on this machine during this run (${overloadedRates.map((r) => (r * CONFIG.sockets).toLocaleString('en-US')).join(' / ')} deliveries/s offered): those figures measure a backlog growing over the run, not the path. `
+        : '') +
+      'p99 on a shared 2-core machine moves with whatever else runs: compare the two columns of one run, not runs with each other.',
+  );
+
+  out.push(
+    `**Idle sockets.** ${fmt(f.rssPerSocketKb, 1)} vs ${fmt(b.rssPerSocketKb, 1)} KB of RSS per idle socket over 0 → ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, ` +
+      `${fmt(f.rssMarginalKb, 1)} vs ${fmt(b.rssMarginalKb, 1)} KB over the last ${((CONFIG.idleSockets * 4) / 5).toLocaleString('en-US')}. ` +
+      'Besides the Socket.IO socket, a gateway socket holds its verified claims, a token-expiry timer, a subscription record and rate-limit state. ' +
+      'The baseline servers run under ts-node, so they start with heap V8 already reserved for the compiler and their first sockets grow RSS less; the marginal figure is the fairer one. RSS moves in V8 heap-growth steps: a few KB either way is noise. ' +
+      `Connecting differs more: ${fmt(f.connectPerSec, 0)} vs ${fmt(b.connectPerSec, 0)} sockets/s (${fmt(ratio('connectPerSec'), 2)}×), because a gateway connection verifies a JWT and its \`subscribe\` makes several Redis round trips (idempotency claim, catch-up read, settle, presence join) where the baseline's join is local. ` +
+      `That sets how fast a pod's sockets come back after a restart: ${CONFIG.idleSockets.toLocaleString('en-US')} sockets took ${fmt(CONFIG.idleSockets / f.connectPerSec, 1)} s on two pods here.`,
+  );
+  return out;
+}
+
+function environment(redisVersion: string, loadStart: number[]): string[] {
+  const cpuModel = cpus()[0]?.model ?? 'unknown';
+  const nproc = (() => {
+    try {
+      return execFileSync('nproc', { encoding: 'utf8' }).trim();
+    } catch {
+      return String(cpus().length);
+    }
+  })();
+  return [
+    `- Machine: \`nproc\` = ${nproc} (${cpuModel}), loopback only (127.0.0.1). Load average at start ${loadStart.map((l) => l.toFixed(2)).join(' / ')}: other jobs may share the machine, which is why both paths run interleaved in one run.`,
+    `- Node ${process.version}; socket.io and socket.io-client 4.8.3; @socket.io/redis-adapter 8.3.0 (\`createShardedAdapter\`, \`subscriptionMode: 'dynamic'\`); ioredis 6.0.0; redis-server ${redisVersion} (private, no persistence, one instance shared by both paths).`,
+    `- **Full path:** a publisher process (\`StreamPublisher\`, default retention: 10,000 events, checkpoint every 200) → \`rtPublishV1\` Lua → SPUBLISH → 2 gateway pods (\`dist/apps/gateway/main.js\`, TRANSPORTS=websocket, LOG_LEVEL=warn) → sockets subscribed to \`${STREAM}\` with the \`subscribe\` command.`,
+    '- **Baseline:** a publisher process that is a socket.io server with the sharded adapter and no sockets (`io.to(room).emit(\'event\', payload)`) → SSUBSCRIBE per room → 2 plain socket.io servers (bench/baseline-server.ts: websocket only, no compression, same heartbeat) → sockets joined to the room. No auth, no seq, no history.',
+    `- Same application payload on both paths (a ${CONTENT_BYTES}-byte string plus two ids, a counter and the send timestamp); the full path wraps it in the protocol envelope.`,
+    `- **Throughput and latency:** ${CONFIG.sockets} client sockets per path (${CONFIG.sockets / 2} per pod) over WebSocket, held by 2 client processes (one per pod). Saturation: ${CONFIG.events.toLocaleString('en-US')} events sent as fast as the publisher can (chunks of ${CONFIG.chunk}, each awaited), ${CONFIG.rounds} runs per path in ABBA order, best run reported; deliveries/s = deliveries counted at the clients / (last delivery − first send).`,
+    `- **Latency:** open-loop publishing at ${CONFIG.rates.join(', ')} events/s, ${CONFIG.latencySeconds} s per path and load, run as four ${CONFIG.latencySeconds / 2} s halves in ABBA order and merged per path (a burst of other work then hits both paths); send time (CLOCK_MONOTONIC, µs) in the payload, read in the client's \`event\` handler; every delivery is a sample.`,
+    '- **CPU:** gateway pods from `/metrics` (`rtgw_process_cpu_user_seconds_total` + `rtgw_process_cpu_system_seconds_total`); baseline servers, publishers and clients from `process.cpuUsage()` over IPC; Redis from `INFO cpu`; deltas over each run, summed over both pods.',
+    `- **Memory:** ${CONFIG.idleSockets.toLocaleString('en-US')} idle sockets per path (${CONFIG.idleSockets / 2} per pod) connected and subscribed/joined to a quiet stream/room, VmRSS of each server from /proc/<pid>/status before, at ${CONFIG.idleSockets / 5} and 3 s after the last, summed over the pods; 100 sockets are connected and closed first so one-off warm-up growth is not counted.`,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function waitForBuild(): Promise<void> {
+  // The build may be in progress in another session; give it a moment before giving up.
+  await waitFor(() => existsSync(GATEWAY_MAIN), { timeoutMs: 60_000, intervalMs: 500, message: `${GATEWAY_MAIN} (run npm run build)` });
+}
+
+async function main(): Promise<void> {
+  const deadline = setTimeout(() => {
+    console.error(`bench: over the ${CONFIG.deadlineMs / 1000} s deadline, stopping`);
+    void shutdown(1);
+  }, CONFIG.deadlineMs);
+  deadline.unref();
+
+  await waitForBuild();
+  if (!RedisServerProcess.isAvailable()) throw new Error('redis-server is not on PATH');
+  const loadStart = loadavg();
+  log(`config: ${JSON.stringify(CONFIG)}; load average ${loadStart.map((l) => l.toFixed(2)).join(' / ')}`);
+
+  redisServer = await RedisServerProcess.start({ persistent: false, args: ['--maxclients', '1000'] });
+  const redisUrl = redisServer.url;
+  const redis = new Redis(redisUrl);
+  const redisVersion = /^redis_version:(\S+)/m.exec(await redis.info('server'))?.[1] ?? 'unknown';
+  log(`redis ${redisVersion} at ${redisUrl}`);
+
+  // The clients are the harness, not the subject: they may collect garbage between runs.
+  const clients = [0, 1].map((i) => fork(`clients-${i + 1}`, 'clients.ts', {}, ['--expose-gc']));
+  const [gw1, gw2, base1, base2] = await Promise.all([
+    startGatewayPod(redisUrl, 'bench-gw-1'),
+    startGatewayPod(redisUrl, 'bench-gw-2'),
+    startBaselinePod(redisUrl, 'baseline-1'),
+    startBaselinePod(redisUrl, 'baseline-2'),
+  ]);
+  const streamPublisher = fork('publisher-stream', 'publisher.ts', { REDIS_URL: redisUrl, BENCH_MODE: 'stream' });
+  const baselinePublisher = fork('publisher-baseline', 'publisher.ts', { REDIS_URL: redisUrl, BENCH_MODE: 'baseline' });
+  await Promise.all([...clients, streamPublisher, baselinePublisher].map((helper) => helper.started()));
+  log(`started: gateways pid ${gw1.pid}, ${gw2.pid}; baseline servers pid ${base1.pid}, ${base2.pid}; publishers; 2 client processes`);
+
+  const sides: Side[] = [
+    { key: 'full', label: 'full path', kind: 'gateway', pods: [gw1, gw2], publisher: streamPublisher, target: STREAM, idleTarget: IDLE_STREAM },
+    { key: 'baseline', label: 'baseline', kind: 'baseline', pods: [base1, base2], publisher: baselinePublisher, target: STREAM, idleTarget: IDLE_STREAM },
+  ];
+  const bench = new Bench(redis, clients, sides);
+  await bench.init();
+
+  log(`idle memory: ${CONFIG.idleSockets} sockets per path`);
+  for (const side of sides) await bench.idleMemory(side);
+  log(`load sockets: ${CONFIG.sockets} per path`);
+  await bench.connectLoad();
+  log('warm-up');
+  await bench.warmUp();
+  log(`saturation: ${CONFIG.events} events, ${CONFIG.rounds} rounds`);
+  await bench.saturation();
+  log(`latency at ${CONFIG.rates.join(', ')} events/s, ABBA halves of ${CONFIG.latencySeconds / 2} s`);
+  await bench.latency();
+
+  const { text, markdown, marked } = table(bench);
+  console.log(`\n${text}\n`);
+  console.log('Ratios are full path / baseline: above 1 means the full path has more of it (better for deliveries/s and connect rate; worse for latency, CPU and memory).');
+  if (marked) console.log(OVERLOAD_NOTE);
+  for (const note of bench.notes) console.log(`note: ${note}`);
+
+  const date = execFileSync('date', ['+%F'], { encoding: 'utf8' }).trim();
+  const dir = join(__dirname, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${date}.md`);
+  const report = [
+    `# Benchmark: full path vs raw Socket.IO broadcast — ${date}`,
+    '',
+    'Produced by `npm run bench` (bench/run.ts). Both paths ran side by side, interleaved, in one run on one machine.',
+    '',
+    '## Setup',
+    '',
+    ...environment(redisVersion, loadStart),
+    '',
+    '## Results',
+    '',
+    markdown,
+    '',
+    'Ratios are full path / baseline: above 1 means the full path has more of it — better for deliveries/s and connect rate, worse for latency, CPU and memory.',
+    ...(marked ? ['', OVERLOAD_NOTE] : []),
+    ...(bench.notes.length ? ['', '**Notes from the run:**', '', ...bench.notes.map((n) => `- ${n}`)] : []),
+    '',
+    '## Interpretation',
+    '',
+    ...interpretation(bench).flatMap((p) => [p, '']),
+    `Load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' / ')}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`,
+    '',
+  ].join('\n');
+  writeFileSync(file, report);
+  log(`report written to ${file}`);
+  await redis.quit();
+}
+
+main()
+  .catch((error: unknown) => {
+    console.error(error instanceof Error ? error.stack ?? error.message : error);
+    process.exitCode = 1;
+  })
+  .finally(() => shutdown(Number(process.exitCode ?? 0)));

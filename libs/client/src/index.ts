@@ -1,0 +1,3 @@
+export * from './backoff';
+export * from './realtime-client';
+export * from './stream-store';
