@@ -51,3 +51,12 @@ export function seqsOf(events: Envelope[], stream: string): number[] {
 export function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 }
+
+/** The socket without the protocol's typings, to send what a well-behaved client would not. */
+export interface LooseSocket {
+  emit(event: string, ...args: unknown[]): void;
+  timeout(ms: number): { emitWithAck(event: string, ...args: unknown[]): Promise<unknown> };
+}
+export function loose(socket: RawSocket): LooseSocket {
+  return socket as unknown as LooseSocket;
+}

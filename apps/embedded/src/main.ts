@@ -1,1 +1,96 @@
-console.log('todo');
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { acquireRedis, createLogger, freePort } from '@app/runtime';
+
+/**
+ * `npm start`: the whole system on one machine with no set-up — a Redis (REDIS_URL, else a
+ * private redis-server, else a container), one gateway and one worker, each its own
+ * process exactly as in production. Prints the URL, a development token and an API key.
+ */
+const logger = createLogger('embedded');
+const children: ChildProcess[] = [];
+let stopping = false;
+
+async function main(): Promise<void> {
+  // Data under .data/redis survives restarts of `npm start`.
+  const redis = await acquireRedis({ persistent: true, dataDir: join(process.cwd(), '.data', 'redis') });
+  logger.info({ redis: redis.kind }, `redis: ${redis.url} (${redis.kind})`);
+  const port = Number(process.env.PORT ?? 3000);
+  const workerPort = process.env.WORKER_PORT ? Number(process.env.WORKER_PORT) : await freePort();
+  const jwtSecret = process.env.JWT_SECRET ?? randomBytes(24).toString('base64url');
+  const apiKey = process.env.API_KEYS?.split(',')[0] ?? `dev-${randomBytes(16).toString('hex')}`;
+  const shared = { ...process.env, REDIS_URL: redis.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
+
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.all(children.map((child) => terminate(child)));
+    await redis.release();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  const dist = join(__dirname, '..');
+  start('gateway', join(dist, 'gateway', 'main.js'), { ...shared, PORT: String(port), JWT_SECRET: jwtSecret, API_KEYS: apiKey }, stop);
+  start('worker', join(dist, 'worker', 'main.js'), { ...shared, PORT: String(workerPort) }, stop);
+  await waitReady(`http://127.0.0.1:${port}/readyz`);
+
+  const token = await new SignJWT({ scope: ['admin'] })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('developer')
+    .setIssuedAt()
+    .setExpirationTime('12h')
+    .sign(new TextEncoder().encode(jwtSecret));
+  const url = `http://localhost:${port}`;
+  process.stdout.write(
+    [
+      '',
+      `  Realtime gateway ready at ${url}  (worker metrics on :${workerPort})`,
+      `  Development token (sub "developer", scope admin, 12 h):`,
+      `    ${token}`,
+      `  API key for POST /v1/streams/:stream/events:  ${apiKey}`,
+      '',
+      `  Try:  curl -s -X POST ${url}/v1/streams/bot:demo/events -H 'authorization: Bearer ${apiKey}' \\`,
+      `          -H 'content-type: application/json' -d '{"type":"session_created","payload":{"sessionId":"s1","title":"hello"}}'`,
+      '  Stop with Ctrl-C.',
+      '',
+    ].join('\n') + '\n',
+  );
+}
+
+function start(name: string, file: string, env: NodeJS.ProcessEnv, stop: (code: number) => Promise<void>): void {
+  const child = spawn(process.execPath, [file], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  children.push(child);
+  child.once('exit', (code, signal) => {
+    if (stopping) return;
+    logger.error({ process: name, code, signal }, `${name} exited; stopping everything`);
+    void stop(1);
+  });
+}
+
+function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+async function waitReady(url: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const response = await fetch(url).catch(() => null);
+    if (response?.ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`the gateway did not become ready at ${url}`);
+}
+
+main().catch((error: unknown) => {
+  logger.fatal({ err: error }, error instanceof Error ? error.message : String(error));
+  for (const child of children) child.kill('SIGTERM');
+  process.exit(1);
+});

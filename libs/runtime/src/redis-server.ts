@@ -15,16 +15,23 @@ export interface RedisServerOptions {
   /** Extra `redis-server` arguments, e.g. `['--maxmemory', '64mb']`. */
   args?: string[];
   binary?: string;
+  /** Keep data in this directory (kept on dispose) instead of a temporary one. */
+  dataDir?: string;
 }
 
 export class RedisServerProcess {
   private child: ChildProcess | null = null;
-  private readonly dir = mkdtempSync(join(tmpdir(), 'rtgw-redis-'));
+  private readonly dir: string;
+  private readonly ownsDir: boolean;
 
   private constructor(
     readonly port: number,
-    private readonly options: Required<RedisServerOptions>,
-  ) {}
+    private readonly options: Required<Omit<RedisServerOptions, 'dataDir'>> & Pick<RedisServerOptions, 'dataDir'>,
+  ) {
+    this.ownsDir = !options.dataDir;
+    this.dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rtgw-redis-'));
+    mkdirSync(this.dir, { recursive: true });
+  }
 
   static isAvailable(binary = 'redis-server'): boolean {
     return spawnSync(binary, ['--version'], { stdio: 'ignore' }).status === 0;
@@ -123,6 +130,7 @@ export class RedisServerProcess {
   }
 
   private removeData(keepDir = false): void {
+    if (!this.ownsDir && !keepDir) return;
     rmSync(this.dir, { recursive: true, force: true });
     if (keepDir) mkdirSync(this.dir, { recursive: true });
   }
