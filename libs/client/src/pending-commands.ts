@@ -13,6 +13,8 @@ type Send = (request: CommandRequest, onAck: (ack: Ack) => void) => void;
 
 interface Pending {
   request: CommandRequest;
+  /** Resend on the next connection if this one drops (false: fail with UNAVAILABLE instead). */
+  resend: boolean;
   resolve: (result: unknown) => void;
   reject: (error: ProtocolError) => void;
   deadline: number;
@@ -20,6 +22,10 @@ interface Pending {
   sentOn?: number;
   retryTimer?: ReturnType<typeof setTimeout>;
   deadlineTimer: ReturnType<typeof setTimeout>;
+}
+
+function connectionLost(): ProtocolError {
+  return new ProtocolError(ErrorCode.UNAVAILABLE, 'not connected', undefined, 0);
 }
 
 /** Answers worth retrying with the same id: nothing was decided on the server. */
@@ -39,11 +45,13 @@ export class PendingCommands {
     return this.pending.size;
   }
 
-  send<T extends CommandType>(type: T, payload: CommandPayload<T>, id: string, timeoutMs: number): Promise<CommandResult<T>> {
+  send<T extends CommandType>(type: T, payload: CommandPayload<T>, id: string, timeoutMs: number, resend = true): Promise<CommandResult<T>> {
     if (this.pending.has(id)) return Promise.reject(new ProtocolError(ErrorCode.CONFLICT, `command ${id} is already pending`));
+    if (!resend && !this.connection) return Promise.reject(connectionLost());
     return new Promise<CommandResult<T>>((resolve, reject) => {
       const entry: Pending = {
         request: { v: PROTOCOL_VERSION, id, type, payload } as CommandRequest,
+        resend,
         resolve: resolve as (result: unknown) => void,
         reject,
         deadline: Date.now() + timeoutMs,
@@ -62,6 +70,7 @@ export class PendingCommands {
 
   disconnected(): void {
     this.connection = null;
+    for (const [id, entry] of this.pending) if (!entry.resend) this.fail(id, connectionLost());
   }
 
   failAll(error: ProtocolError): void {

@@ -131,14 +131,18 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
     return this.commands.send(type, payload, id, options.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000);
   }
 
-  /** Subscribes to a stream (kept across reconnects) and resolves with its live store. */
+  /**
+   * Subscribes to a stream and resolves once its store is live. The subscription is kept
+   * across reconnects: every new connection resubscribes from the store's position.
+   */
   async subscribe<K extends StreamKind>(stream: StreamName & `${K}:${string}`): Promise<StreamStore<K>> {
     let store = this.stores.get(stream);
     if (!store) {
-      store = new StreamStore(stream, (s, reason) => this.resync(s, reason), (envelope) => this.dispatchEvent(envelope));
+      store = new StreamStore(stream, (s, reason) => this.resubscribe(s, reason), (envelope) => this.dispatchEvent(envelope));
       this.stores.set(stream, store);
+      if (this.status === 'connected') this.sendSubscribe(store);
     }
-    await this.sendSubscribe(store);
+    await store.whenLive();
     return store as unknown as StreamStore<K>;
   }
 
@@ -154,26 +158,42 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
     return this.stores.get(stream) as unknown as StreamStore<K> | undefined;
   }
 
-  private async sendSubscribe(store: StreamStore): Promise<void> {
+  /**
+   * Subscribes on the current connection only: if it drops, the next connection's `hello`
+   * resubscribes every store anyway, from a fresher position than this request had.
+   */
+  private sendSubscribe(store: StreamStore): void {
     store.beginSubscribe();
     const payload: CommandPayload<'subscribe'> = { stream: store.stream, ...(store.resumePoint() ?? {}) };
-    const result = await this.command('subscribe', payload);
-    if (this.stores.get(store.stream) === store) store.applySubscribeResult(result);
+    const timeoutMs = this.options.commandTimeoutMs ?? 30_000;
+    this.commands.send('subscribe', payload, newCommandId(++this.commandCounter), timeoutMs, false).then(
+      (result) => {
+        if (this.stores.get(store.stream) === store) store.applySubscribeResult(result);
+      },
+      (error: unknown) => this.subscribeFailed(store, error),
+    );
   }
 
-  private resync(store: StreamStore, reason: ResyncReason): void {
+  private resubscribe(store: StreamStore, reason: ResyncReason): void {
     this.emit('resync', { stream: store.stream, reason });
-    this.sendSubscribe(store).catch((error: unknown) => this.retryResync(store, error));
+    if (this.status === 'connected') this.sendSubscribe(store);
   }
 
-  private retryResync(store: StreamStore, error: unknown): void {
-    if (this.status === 'closed' || this.stores.get(store.stream) !== store) return;
-    // A failed resync (timeout while reconnecting, a forbidden stream) is tried again on the next connection.
-    if (error instanceof ProtocolError && error.code === ErrorCode.FORBIDDEN) {
+  private subscribeFailed(store: StreamStore, error: unknown): void {
+    if (this.stores.get(store.stream) !== store || !(error instanceof ProtocolError)) return;
+    if (error.code === ErrorCode.FORBIDDEN || error.code === ErrorCode.VALIDATION_FAILED) {
+      // Never going to work: give the stream up and tell whoever waits on it.
       this.stores.delete(store.stream);
-      store.close();
+      store.close(error);
       this.emit('error', error);
+      return;
     }
+    // Lost connection: the next hello resubscribes. Superseded (CONFLICT): a newer request is on its way.
+    // Anything else (TIMEOUT, UNAVAILABLE, RATE_LIMITED) on a live connection: try again shortly.
+    if (error.code === ErrorCode.CONFLICT || this.status !== 'connected') return;
+    setTimeout(() => {
+      if (this.stores.get(store.stream) === store && this.status === 'connected' && store.status !== 'live') this.sendSubscribe(store);
+    }, error.retryAfterMs ?? 1000);
   }
 
   private dispatchEvent(envelope: Envelope): void {
@@ -204,7 +224,7 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
       this.setStatus('connected');
       this.emit('hello', hello);
       this.commands.connected(connection, (request, onAck) => socket.emit('command', request, onAck as (ack: Ack) => void));
-      for (const store of this.stores.values()) this.resubscribe(store);
+      for (const store of this.stores.values()) this.resubscribe(store, 'reconnect');
       this.scheduleTokenRefresh();
     });
     socket.on('event', (envelope) => this.stores.get(envelope.stream)?.receive(envelope));
@@ -223,11 +243,6 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
       this.scheduleReconnect(socket);
     });
     socket.on('disconnect', () => this.scheduleReconnect(socket));
-  }
-
-  private resubscribe(store: StreamStore): void {
-    this.emit('resync', { stream: store.stream, reason: 'reconnect' });
-    this.sendSubscribe(store).catch((error: unknown) => this.retryResync(store, error));
   }
 
   private reconnectSoon(socket: RawSocket, delayMs: number): void {

@@ -37,6 +37,7 @@ export class StreamStore<K extends StreamKind = StreamKind> extends TypedEmitter
   private current: StreamStateByKind[K];
   /** Events that arrived while a (re)subscribe was unanswered. */
   private held: Envelope[] = [];
+  private liveWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
   constructor(
     readonly stream: StreamName,
@@ -78,6 +79,7 @@ export class StreamStore<K extends StreamKind = StreamKind> extends TypedEmitter
       this.epoch = result.epoch;
     }
     this.status = 'live';
+    for (const waiter of this.liveWaiters.splice(0)) waiter.resolve();
     const held = this.held.sort((a, b) => a.seq - b.seq);
     this.held = [];
     for (const envelope of held) this.receive(envelope);
@@ -102,9 +104,17 @@ export class StreamStore<K extends StreamKind = StreamKind> extends TypedEmitter
     this.emit('change', this.current, envelope);
   }
 
-  close(): void {
+  /** Resolves once the store is live (first answered subscribe); rejects if it is closed first. */
+  whenLive(): Promise<void> {
+    if (this.status === 'live') return Promise.resolve();
+    if (this.status === 'closed') return Promise.reject(new Error(`${this.stream} is closed`));
+    return new Promise((resolve, reject) => this.liveWaiters.push({ resolve, reject }));
+  }
+
+  close(reason: Error = new Error(`${this.stream} was closed`)): void {
     this.status = 'closed';
     this.held = [];
+    for (const waiter of this.liveWaiters.splice(0)) waiter.reject(reason);
   }
 
   private resync(reason: ResyncReason): void {
