@@ -11,6 +11,8 @@ export interface TestSocket {
   socket: RawSocket;
   hello: HelloPayload;
   events: Envelope[];
+  /** Every other server event, in arrival order, from the first frame on. */
+  received: Array<{ event: string; args: unknown[] }>;
   command<T = unknown>(type: CommandType | string, payload: unknown, id?: string): Promise<Ack<T>>;
   close(): void;
 }
@@ -20,7 +22,11 @@ let commandCounter = 0;
 export async function connectSocket(url: string, token: string, options: { query?: Record<string, string> } = {}): Promise<TestSocket> {
   const socket: RawSocket = io(url, { auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true, query: options.query });
   const events: Envelope[] = [];
+  const received: Array<{ event: string; args: unknown[] }> = [];
   socket.on('event', (envelope) => events.push(envelope));
+  socket.onAny((event: string, ...args: unknown[]) => {
+    if (event !== 'event') received.push({ event, args });
+  });
   const hello = await new Promise<HelloPayload>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no hello from ${url} within 10 s`)), 10_000);
     socket.once('hello', (payload) => {
@@ -37,6 +43,7 @@ export async function connectSocket(url: string, token: string, options: { query
     socket,
     hello,
     events,
+    received,
     command: (type, payload, id = `cmd-${process.pid}-${++commandCounter}`) =>
       socket.timeout(15_000).emitWithAck('command', { v: 1, id, type, payload } as never) as Promise<Ack<never>>,
     close: () => socket.close(),

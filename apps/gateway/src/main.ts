@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { ConfigError, createLogger, NestPinoLogger, waitForReady } from '@app/runtime';
+import { ConfigError, createLogger, exitGracefullyOn, NestPinoLogger, waitForReady } from '@app/runtime';
 import { AppModule } from './app.module';
 import { TokenVerifier } from './auth/token-verifier';
 import { loadGatewayConfig } from './config/gateway-config';
@@ -29,7 +29,7 @@ async function bootstrap(): Promise<void> {
   app.useGlobalFilters(new ProtocolExceptionFilter());
   app.enableCors({ origin: config.corsOrigins.includes('*') ? true : config.corsOrigins });
   app.useWebSocketAdapter(new GatewayIoAdapter(app, config));
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  exitGracefullyOn(['SIGTERM', 'SIGINT'], () => app.close(), logger);
 
   // Fail at start, not at the first connection, when Redis or a key file is unusable.
   await app.get(TokenVerifier).ready();

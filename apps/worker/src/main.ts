@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ConfigError, createLogger, NestPinoLogger, waitForReady } from '@app/runtime';
+import { ConfigError, createLogger, exitGracefullyOn, NestPinoLogger, waitForReady } from '@app/runtime';
 import { loadWorkerConfig } from './config/worker-config';
 import { WorkerHttp } from './ops/worker-http';
 import { WorkerRedis } from './ops/worker-redis';
@@ -20,7 +20,7 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
     logger: new NestPinoLogger(logger.child({ workerId: config.workerId })),
   });
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  exitGracefullyOn(['SIGTERM', 'SIGINT'], () => app.close(), logger);
   const redis = app.get(WorkerRedis);
   await Promise.all([waitForReady(redis.commands, 30_000), waitForReady(redis.subscriber, 30_000)]);
   const port = await app.get(WorkerHttp).listen();

@@ -135,7 +135,10 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
    * Subscribes to a stream and resolves once its store is live. The subscription is kept
    * across reconnects: every new connection resubscribes from the store's position.
    */
-  async subscribe<K extends StreamKind>(stream: StreamName & `${K}:${string}`): Promise<StreamStore<K>> {
+  subscribe(stream: `bot:${string}`): Promise<StreamStore<'bot'>>;
+  subscribe(stream: `dag:${string}`): Promise<StreamStore<'dag'>>;
+  subscribe(stream: StreamName): Promise<StreamStore>;
+  async subscribe(stream: StreamName): Promise<unknown> {
     let store = this.stores.get(stream);
     if (!store) {
       store = new StreamStore(stream, (s, reason) => this.resubscribe(s, reason), (envelope) => this.dispatchEvent(envelope));
@@ -143,7 +146,7 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
       if (this.status === 'connected') this.sendSubscribe(store);
     }
     await store.whenLive();
-    return store as unknown as StreamStore<K>;
+    return store;
   }
 
   async unsubscribe(stream: StreamName): Promise<void> {

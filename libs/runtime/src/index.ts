@@ -4,3 +4,4 @@ export * from './redis';
 export * from './redis-server';
 export * from './acquire-redis';
 export * from './testing/wait';
+export * from './shutdown';
