@@ -576,7 +576,7 @@ function interpretation(bench: Bench): string[] {
       `${fmt(f.rssMarginalKb, 1)} vs ${fmt(b.rssMarginalKb, 1)} KB over the last ${((CONFIG.idleSockets * 4) / 5).toLocaleString('en-US')}. ` +
       'Besides the Socket.IO socket, a gateway socket holds its verified claims, a token-expiry timer, a subscription record and rate-limit state. ' +
       'The baseline servers run under ts-node, so they start with heap V8 already reserved for the compiler and their first sockets grow RSS less; the marginal figure is the fairer one. RSS moves in V8 heap-growth steps: a few KB either way is noise. ' +
-      `Connecting differs more: ${fmt(f.connectPerSec, 0)} vs ${fmt(b.connectPerSec, 0)} sockets/s (${fmt(ratio('connectPerSec'), 2)}×), because a gateway connection verifies a JWT and its \`subscribe\` makes several Redis round trips (idempotency claim, catch-up read, settle, presence join) where the baseline's join is local. ` +
+      `Connecting differs more: ${fmt(f.connectPerSec, 0)} vs ${fmt(b.connectPerSec, 0)} sockets/s (${fmt(ratio('connectPerSec'), 2)}×), because a gateway connection verifies a JWT and its \`subscribe\` makes Redis round trips (the first subscriber of a pod: SSUBSCRIBE and a head read; then the catch-up read and the presence join) where the baseline's join is local. ` +
       `That sets how fast a pod's sockets come back after a restart: ${CONFIG.idleSockets.toLocaleString('en-US')} sockets took ${fmt(CONFIG.idleSockets / f.connectPerSec, 1)} s on two pods here.`,
   );
   return out;

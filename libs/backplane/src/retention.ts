@@ -13,6 +13,8 @@ export interface RetentionPolicy {
   checkpointEvery: number;
   /** A resubscribe further behind than this gets a snapshot instead of a replay. */
   maxReplay: number;
+  /** Age retention is checked every this many publishes (default 16); tests set 1. */
+  ageCheckEvery?: number;
 }
 
 export const DEFAULT_RETENTION: RetentionPolicy = {

@@ -117,7 +117,7 @@ describe('StreamPublisher', () => {
   it('trims events older than the age limit, never past the newest checkpoint', async () => {
     const stream = newStream();
     const redis = connect();
-    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxAgeMs: 200, checkpointEvery: 3 };
+    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxAgeMs: 200, checkpointEvery: 3, ageCheckEvery: 1 };
     const publisher = new StreamPublisher(redis, retention);
     for (let i = 0; i < 6; i++) await publisher.publish(stream, thinking(i));
     await publisher.drain();

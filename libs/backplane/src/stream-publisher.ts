@@ -24,6 +24,8 @@ export interface PublishOptions {
 /** How long the compaction lock lives if its holder dies before writing the checkpoint. */
 const COMPACTION_LOCK_MS = 30_000;
 const DEFAULT_IDEMPOTENCY_TTL_S = 24 * 60 * 60;
+/** Age retention looks at the oldest event every this many publishes (up to 128 trimmed each time). */
+const DEFAULT_AGE_CHECK_EVERY = 16;
 
 /**
  * Publishes events into streams: workers and the HTTP publish API use this one class. Each
@@ -68,6 +70,7 @@ export class StreamPublisher {
         this.retention.checkpointEvery,
         idempotent ? (options.idempotencyTtlSeconds ?? DEFAULT_IDEMPOTENCY_TTL_S) : 0,
         COMPACTION_LOCK_MS,
+        this.retention.ageCheckEvery ?? DEFAULT_AGE_CHECK_EVERY,
       ],
     )) as [number, string, string, number, number, number];
     const [seq, epoch, id, ts, checkpointDue, duplicate] = reply;
