@@ -13,7 +13,7 @@ import { signToken } from './support/tokens';
 let system: TestSystem;
 const clients: RealtimeClient[] = [];
 beforeAll(async () => {
-  system = await startSystem({ gateways: 2, workers: 0, env: { DRAIN_BATCH_SIZE: '3', DRAIN_BATCH_INTERVAL_MS: '250' } });
+  system = await startSystem({ gateways: 2, workers: 1, env: { DRAIN_BATCH_SIZE: '3', DRAIN_BATCH_INTERVAL_MS: '250' } });
 });
 afterAll(async () => {
   clients.forEach((c) => c.close());
@@ -72,4 +72,27 @@ it('drains a pod gracefully: clients move to the other pod with gapless stores',
   // position replays what it missed).
   for (const events of seen) expect(events).toEqual(range(1, published));
   expect(statuses.filter((s) => s === 'reconnecting')).toHaveLength(clients.length);
+});
+
+it('stops a worker gracefully: it turns unready, finishes its active run, then exits 0', async () => {
+  const client = new RealtimeClient({ url: system.gateways[1].url, token: () => signToken({ sub: 'worker-drain' }) });
+  clients.push(client);
+  const store = await client.subscribe('bot:worker-drain');
+  const chunks: string[] = [];
+  client.on('message', (e) => {
+    if (e.payload.role === 'assistant') chunks.push(e.payload.content);
+  });
+  const { runId } = await client.command('chat', { botId: 'worker-drain', content: 'y'.repeat(240) });
+  await waitFor(() => chunks.length > 2, { message: 'the run is streaming' });
+
+  const worker = system.workers[0];
+  const exit = worker.stop();
+  await waitFor(async () => (await fetch(`${worker.url}/readyz`, { headers: { connection: 'close' } }).catch(() => null))?.status !== 200, {
+    message: 'worker unready',
+    intervalMs: 5,
+  });
+  expect(await exit).toBe(0);
+  // The run was not cut: it finished before the worker exited.
+  expect(store.state.recentRuns).toEqual([expect.objectContaining({ runId, status: 'completed' })]);
+  expect(chunks.join('')).toBe(`Echo: ${'y'.repeat(240)}`);
 });

@@ -1,4 +1,4 @@
-import { commandKey } from '@app/backplane';
+import { commandKey, streamChannel } from '@app/backplane';
 import { waitFor } from '@app/runtime';
 import { io } from 'socket.io-client';
 import { publishHttp } from './support/http';
@@ -199,6 +199,21 @@ describe('limits', () => {
     expect(await raw.next((f) => f.startsWith('430['))).toContain('"ok":true');
     expect(raw.open).toBe(true);
     raw.close();
+  });
+});
+
+describe('the backplane', () => {
+  it('drops malformed messages on a stream channel without harming the pod or its sockets', async () => {
+    const metric = async () => {
+      const text = await (await fetch(`${url}/metrics`, { headers: { connection: 'close' } })).text();
+      return Number(/^rtgw_backplane_invalid_messages_total (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await metric();
+    const channel = streamChannel(BYSTANDER_STREAM);
+    for (const message of ['not json', '{"kind":"event","envelope":{"v":1,"except":{}}}', '{"kind":"presence","change":{"stream":"bot:other"}}', '[]', 'null']) {
+      await system.client.spublish(channel, message);
+    }
+    await waitFor(async () => (await metric()) === before + 5, { message: 'five invalid messages counted' });
   });
 });
 
