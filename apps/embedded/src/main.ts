@@ -15,7 +15,7 @@ let stopping = false;
 
 async function main(): Promise<void> {
   // Data under .data/redis survives restarts of `npm start`.
-  const redis = await acquireRedis({ persistent: true, dataDir: join(process.cwd(), '.data', 'redis') });
+  const redis = await acquireRedis({ persistent: true, dataDir: join(process.cwd(), '.data', 'redis'), detached: true });
   logger.info({ redis: redis.kind }, `redis: ${redis.url} (${redis.kind})`);
   const port = Number(process.env.PORT ?? 3000);
   const workerPort = process.env.WORKER_PORT ? Number(process.env.WORKER_PORT) : await freePort();
@@ -62,7 +62,9 @@ async function main(): Promise<void> {
 }
 
 function start(name: string, file: string, env: NodeJS.ProcessEnv, stop: (code: number) => Promise<void>): void {
-  const child = spawn(process.execPath, [file], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  // Own process group: a Ctrl-C reaches only this launcher, which then stops each child
+  // once and gracefully (a second signal would make them exit at once).
+  const child = spawn(process.execPath, [file], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   children.push(child);
   child.once('exit', (code, signal) => {
     if (stopping) return;

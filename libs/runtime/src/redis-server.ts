@@ -17,6 +17,11 @@ export interface RedisServerOptions {
   binary?: string;
   /** Keep data in this directory (kept on dispose) instead of a temporary one. */
   dataDir?: string;
+  /**
+   * Run in its own process group, so a Ctrl-C in the terminal reaches only the parent, which
+   * then stops Redis after the processes that use it (the embedded launcher). Default false.
+   */
+  detached?: boolean;
 }
 
 export class RedisServerProcess {
@@ -38,7 +43,7 @@ export class RedisServerProcess {
   }
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServerProcess> {
-    const resolved = { persistent: true, args: [], binary: 'redis-server', ...options };
+    const resolved = { persistent: true, args: [], binary: 'redis-server', detached: false, ...options };
     // A free port can be taken between the probe and the bind: try a few.
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -98,7 +103,7 @@ export class RedisServerProcess {
       '--logfile', '',
       ...this.options.args,
     ];
-    const child = spawn(this.options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: this.options.detached });
     this.child = child;
     return new Promise<void>((resolve, reject) => {
       let output = '';
