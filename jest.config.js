@@ -21,7 +21,12 @@ module.exports = {
       displayName: 'e2e',
       rootDir: __dirname,
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
-      testTimeout: 60_000,
     },
   ],
+  // A global option (Jest ignores it inside a project): end-to-end tests start processes
+  // and wait on them, which takes seconds on a loaded 2-core machine.
+  testTimeout: 60_000,
+  // After a failed test a system may be left half-stopped; never let that hang CI. Every
+  // process a test starts is killed on exit (see test/support/processes.ts, redis-server.ts).
+  forceExit: true,
 };

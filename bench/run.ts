@@ -1,10 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { freePort, RedisServerProcess, waitFor } from '@app/runtime';
-import { signToken, TEST_API_KEY, TEST_JWT_SECRET } from '../test/support/tokens';
+import { type AppProcess, startGateway } from '../test/support/processes';
+import { signToken } from '../test/support/tokens';
 import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, sleep } from './common';
 
 /**
@@ -47,6 +48,7 @@ const IDLE_STREAM = 'bot:bench-idle';
 // Processes. Everything started here is recorded, so a failure anywhere kills it all.
 
 const children = new Set<ChildProcess>();
+const apps = new Set<AppProcess>();
 let redisServer: RedisServerProcess | null = null;
 
 function killAll(): void {
@@ -54,6 +56,8 @@ function killAll(): void {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
   children.clear();
+  for (const app of apps) void app.kill();
+  apps.clear();
   // dispose() sends SIGKILL before its first await, so this works even in an 'exit' handler.
   if (redisServer) void redisServer.dispose();
   redisServer = null;
@@ -91,49 +95,15 @@ interface Pod {
   cpuUs(): Promise<number>;
 }
 
-/**
- * A gateway pod from the build, spawned like test/support/processes.ts does (same env),
- * but owned here so its pid is known for /proc reads and the final kill.
- */
+/** A gateway pod from the build, started as the end-to-end tests start one. */
 async function startGatewayPod(redisUrl: string, serverId: string): Promise<Pod> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [GATEWAY_MAIN], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      REDIS_URL: redisUrl,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      JWT_SECRET: TEST_JWT_SECRET,
-      API_KEYS: TEST_API_KEY,
-      LOG_LEVEL: 'warn',
-      TRANSPORTS: 'websocket',
-      DRAIN_BATCH_INTERVAL_MS: '0',
-      SERVER_ID: serverId,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-20_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`gateway exited (${child.exitCode}):\n${output.slice(-4000)}`);
-      const response = await fetch(`${url}/readyz`).catch(() => null);
-      return response?.status === 200;
-    },
-    { timeoutMs: 30_000, intervalMs: 50, message: `gateway ${serverId} to be ready` },
-  ).catch((error: unknown) => {
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\n--- gateway output ---\n${output.slice(-4000)}`);
-  });
+  const app = await startGateway({ redisUrl }, serverId);
+  apps.add(app);
+  const url = app.url;
   return {
     name: serverId,
     url,
-    pid: child.pid ?? -1,
+    pid: app.pid ?? -1,
     cpuUs: async () => {
       const text = await (await fetch(`${url}/metrics`)).text();
       const metric = (name: string) => {

@@ -16,7 +16,8 @@ it('starts the whole system on the embedded default and stops it cleanly', async
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   try {
-    await waitFor(() => output.includes('Realtime gateway ready at'), { timeoutMs: 30_000, message: `the ready banner; output so far:\n${output}` });
+    await waitFor(() => output.includes('Realtime gateway ready at') || child.exitCode !== null, { timeoutMs: 60_000, message: 'the ready banner' });
+    if (child.exitCode !== null) throw new Error(`the launcher exited (${child.exitCode}):\n${output}`);
     const token = /scope admin, 12 h\):\s+(\S+)/.exec(output)?.[1] as string;
     const socket = await connectSocket(`http://127.0.0.1:${port}`, token);
     await socket.command('subscribe', { stream: 'bot:embedded' });
@@ -29,4 +30,4 @@ it('starts the whole system on the embedded default and stops it cleanly', async
     child.kill('SIGKILL');
     rmSync(cwd, { recursive: true, force: true });
   }
-});
+}, 120_000);

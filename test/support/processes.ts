@@ -33,6 +33,11 @@ export class AppProcess {
     return this.child !== null;
   }
 
+  /** The process id while running (for /proc reads in the benchmark). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   async start(): Promise<this> {
     const main = join(ROOT, 'dist', 'apps', this.kind, 'main.js');
     if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
@@ -42,6 +47,10 @@ export class AppProcess {
     });
     this.child = child;
     this.output = '';
+    // Never outlive the test process, even when it is killed between tests.
+    const killOnExit = () => child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    child.once('exit', () => process.off('exit', killOnExit));
     const keep = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-200_000);
     };
@@ -71,7 +80,7 @@ export class AppProcess {
     return this.exited;
   }
 
-  /** SIGKILL: the pod dies with no goodbye. */
+  /** SIGKILL: the pod dies with no goodbye. The signal is sent before the first await. */
   async kill(): Promise<void> {
     if (!this.child) return;
     this.child.kill('SIGKILL');

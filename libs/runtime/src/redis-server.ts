@@ -105,6 +105,10 @@ export class RedisServerProcess {
     ];
     const child = spawn(this.options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: this.options.detached });
     this.child = child;
+    // A private Redis never outlives the process that started it, however that one ends.
+    const killOnExit = () => child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    child.once('exit', () => process.off('exit', killOnExit));
     return new Promise<void>((resolve, reject) => {
       let output = '';
       const onData = (chunk: Buffer) => {

@@ -67,3 +67,11 @@ export function isRedisUnavailable(error: unknown): boolean {
     /Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue options is false|LOADING/i.test(error.message)
   );
 }
+
+/**
+ * Reports every error of these connections (ioredis reconnects by itself; an error only
+ * needs counting and logging, never handling — but an unlistened 'error' would crash).
+ */
+export function reportRedisErrors(connections: Record<string, Redis>, report: (connection: string, error: Error) => void): void {
+  for (const [name, connection] of Object.entries(connections)) connection.on('error', (error: Error) => report(name, error));
+}

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { createRedis } from '@app/runtime';
+import { createRedis, reportRedisErrors } from '@app/runtime';
 import type Redis from 'ioredis';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
@@ -23,15 +23,10 @@ export class RedisConnections implements OnApplicationShutdown {
       maxRetriesPerRequest: null,
       autoResubscribe: false,
     });
-    for (const [name, connection] of [
-      ['commands', this.commands],
-      ['subscriber', this.subscriber],
-    ] as const) {
-      connection.on('error', (error: Error) => {
-        metrics.redisErrors.inc({ connection: name });
-        this.logger.warn({ msg: 'redis connection error', connection: name, err: error.message });
-      });
-    }
+    reportRedisErrors({ commands: this.commands, subscriber: this.subscriber }, (connection, error) => {
+      metrics.redisErrors.inc({ connection });
+      this.logger.warn({ msg: 'redis connection error', connection, err: error.message });
+    });
   }
 
   get ready(): boolean {

@@ -39,6 +39,11 @@ export class SubscriptionService {
     this.unsubscribe(socket, stream);
 
     const feed = await this.backplane.acquire(stream);
+    if (socket.disconnected) {
+      // Gone while the feed was being set up: its disconnect cleanup could not see this one.
+      this.backplane.release(stream);
+      throw new ProtocolError(ErrorCode.UNAVAILABLE, 'the connection closed');
+    }
     const subscription: SocketSubscription = { stream, pending: null, live: false };
     const pending = new PendingSubscription((tail) => this.goLive(socket, subscription, tail));
     subscription.pending = pending;

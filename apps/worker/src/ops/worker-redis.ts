@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { createRedis } from '@app/runtime';
+import { createRedis, reportRedisErrors } from '@app/runtime';
 import type Redis from 'ioredis';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
 import { WorkerMetrics } from './worker-metrics';
@@ -18,15 +18,10 @@ export class WorkerRedis implements OnApplicationShutdown {
     // Publishing waits out a short Redis restart rather than failing the run.
     this.commands = createRedis({ url: config.redisUrl, role: `worker:${config.workerId}:commands`, maxRetriesPerRequest: 20 });
     this.subscriber = createRedis({ url: config.redisUrl, role: `worker:${config.workerId}:subscriber`, maxRetriesPerRequest: null });
-    for (const [name, connection] of [
-      ['commands', this.commands],
-      ['subscriber', this.subscriber],
-    ] as const) {
-      connection.on('error', (error: Error) => {
-        metrics.redisErrors.inc({ connection: name });
-        this.logger.warn({ msg: 'redis connection error', connection: name, err: error.message });
-      });
-    }
+    reportRedisErrors({ commands: this.commands, subscriber: this.subscriber }, (connection, error) => {
+      metrics.redisErrors.inc({ connection });
+      this.logger.warn({ msg: 'redis connection error', connection, err: error.message });
+    });
   }
 
   get ready(): boolean {

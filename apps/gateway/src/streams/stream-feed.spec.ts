@@ -1,0 +1,119 @@
+import { DEFAULT_RETENTION, StreamHistory, StreamPublisher, streamKeys } from '@app/backplane';
+import type { Envelope, StreamName } from '@app/protocol';
+import { acquireRedis, type AcquiredRedis, createRedis, waitFor } from '@app/runtime';
+import type Redis from 'ioredis';
+import { PendingSubscription } from './pending-subscription';
+import { StreamFeed } from './stream-feed';
+
+/**
+ * The feed against real Redis history. Messages are handed to `receive` by hand, as the
+ * backplane subscription would — including the ones a reconnect would lose.
+ */
+let server: AcquiredRedis;
+let redis: Redis;
+let publisher: StreamPublisher;
+let history: StreamHistory;
+beforeAll(async () => {
+  server = await acquireRedis({ ownServer: true, persistent: false });
+  redis = createRedis({ url: server.url, role: 'test' });
+  publisher = new StreamPublisher(redis, DEFAULT_RETENTION);
+  history = new StreamHistory(redis, DEFAULT_RETENTION);
+});
+afterAll(async () => {
+  await redis.quit();
+  await server.release();
+});
+
+let counter = 0;
+async function setup(prefill = 0) {
+  const stream: StreamName = `bot:feed-${++counter}`;
+  const published: Envelope[] = [];
+  const publish = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const { seq } = await publisher.publish(stream, { type: 'thinking', payload: { sessionId: 's', runId: 'r', content: `${published.length + 1}` } });
+      published.push(...(await history.range(stream, seq, seq)));
+    }
+  };
+  await publish(prefill);
+  const delivered: number[] = [];
+  const gaps: string[] = [];
+  const feed = new StreamFeed(stream, {
+    range: (s, from, to) => history.range(s, from, to),
+    head: (s) => history.head(s),
+    deliver: (e) => delivered.push(e.seq),
+    onGap: (_s, result) => gaps.push(result),
+    onError: (_s, error) => {
+      throw error;
+    },
+  });
+  await feed.prime();
+  return { stream, feed, publish, published, delivered, gaps };
+}
+
+describe('StreamFeed', () => {
+  it('starts at the head, delivers in order and drops duplicates', async () => {
+    const { feed, publish, published, delivered } = await setup(3);
+    expect(feed.position.seq).toBe(3);
+    await publish(3);
+    for (const e of [published[3], published[3], published[2], published[4], published[5]]) feed.receive(e);
+    expect(delivered).toEqual([4, 5, 6]);
+  });
+
+  it('fills a gap from history before delivering what follows it', async () => {
+    const { feed, publish, published, delivered, gaps } = await setup();
+    await publish(6);
+    feed.receive(published[0]);
+    // 2..4 were lost (a reconnect of the subscriber); 5 and 6 arrive.
+    feed.receive(published[4]);
+    feed.receive(published[5]);
+    await waitFor(() => delivered.length === 6);
+    expect(delivered).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(gaps).toEqual(['repaired']);
+  });
+
+  it('catches up to the head on resync, even when no message follows', async () => {
+    const { feed, publish, delivered } = await setup(2);
+    await publish(4);
+    await feed.resync();
+    expect(delivered).toEqual([3, 4, 5, 6]);
+  });
+
+  it('holds a pending subscription until the feed has delivered up to its position', async () => {
+    const { feed, publish, published, delivered } = await setup();
+    await publish(5);
+    const live: number[][] = [];
+    const pending = new PendingSubscription((tail) => live.push(tail.map((e) => e.seq)));
+    feed.attach(pending);
+    feed.receive(published[0]);
+    // The subscriber read a snapshot at 3 while the feed has only delivered 1.
+    feed.cover(pending, published[0].epoch, 3);
+    expect(live).toEqual([]);
+    feed.receive(published[1]);
+    feed.receive(published[2]);
+    expect(live).toEqual([[]]);
+    feed.receive(published[3]);
+    expect(delivered).toEqual([1, 2, 3, 4]);
+  });
+
+  it('keeps only buffered events after the position when going live', async () => {
+    const { feed, publish, published } = await setup();
+    await publish(4);
+    const live: number[][] = [];
+    const pending = new PendingSubscription((tail) => live.push(tail.map((e) => e.seq)));
+    feed.attach(pending);
+    for (const e of published) feed.receive(e);
+    feed.cover(pending, published[0].epoch, 2);
+    expect(live).toEqual([[3, 4]]);
+  });
+
+  it('restarts from 1 on a new epoch', async () => {
+    const { stream, feed, publish, published, delivered } = await setup(2);
+    await redis.del(streamKeys(stream).meta);
+    await publish(2);
+    feed.receive(published[2]);
+    feed.receive(published[3]);
+    expect(published[2].epoch).not.toBe(published[0].epoch);
+    expect(delivered).toEqual([1, 2]);
+    expect(feed.position).toEqual({ epoch: published[3].epoch, seq: 2 });
+  });
+});
