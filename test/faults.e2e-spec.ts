@@ -111,8 +111,11 @@ it('the SDK rides through a pod kill and a Redis restart with a gapless store', 
   await waitFor(() => store.seq === 30, { message: 'store at 30' });
 
   await system.gateways[0].kill();
+  // Sent while the client has no connection: it goes out, with its id, once it has one.
+  const session = client.command('new_session', { botId: 'elsewhere', title: 'sent while reconnecting' });
   await publish(30);
   await waitFor(() => client.hello?.serverId === 'pod-2' && store.seq === 60, { message: 'store at 60 through pod-2', timeoutMs: 20_000 });
+  await expect(session).resolves.toEqual({ sessionId: expect.any(String) });
 
   await system.redis.restart?.();
   await publish(30);
