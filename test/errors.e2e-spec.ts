@@ -223,6 +223,12 @@ describe('HTTP publish', () => {
   it('refuses a missing or wrong API key with 401 UNAUTHORIZED', async () => {
     expect(await publishHttp(url, 'bot:h1', event, { apiKey: null })).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
     expect(await publishHttp(url, 'bot:h1', event, { apiKey: 'wrong-key-0123456789' })).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
+    // The key is checked before the body is read: a bad or huge body without a key is still 401.
+    expect(await publishHttp(url, 'bot:h1', {}, { apiKey: null, rawBody: '{"type":' })).toMatchObject({ status: 401, body: { code: 'UNAUTHORIZED' } });
+    expect(await publishHttp(url, 'bot:h1', { type: 'x', payload: { big: 'x'.repeat(MAX_PAYLOAD * 3) } }, { apiKey: null })).toMatchObject({
+      status: 401,
+      body: { code: 'UNAUTHORIZED' },
+    });
   });
 
   it('refuses bad bodies and streams with 400 VALIDATION_FAILED, too large with 413', async () => {

@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { ConfigError, createLogger, exitGracefullyOn, NestPinoLogger, waitForReady } from '@app/runtime';
 import { AppModule } from './app.module';
+import { ApiKeys } from './auth/api-key.guard';
 import { TokenVerifier } from './auth/token-verifier';
 import { loadGatewayConfig } from './config/gateway-config';
 import { ProtocolExceptionFilter } from './http/protocol-exception.filter';
@@ -24,10 +25,12 @@ async function bootstrap(): Promise<void> {
     logger: new NestPinoLogger(logger.child({ serverId: config.serverId })),
     bodyParser: false,
   });
-  // Bodies beyond the payload limit are refused (413 PAYLOAD_TOO_LARGE) before parsing.
+  // Order matters: the API key is checked before any body is read, and bodies beyond the
+  // payload limit are refused (413 PAYLOAD_TOO_LARGE) before they are parsed.
+  app.use('/v1', app.get(ApiKeys).middleware());
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes + 1024 });
   app.useGlobalFilters(new ProtocolExceptionFilter());
-  app.enableCors({ origin: config.corsOrigins.includes('*') ? true : config.corsOrigins });
+  app.enableCors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins });
   app.useWebSocketAdapter(new GatewayIoAdapter(app, config));
   exitGracefullyOn(['SIGTERM', 'SIGINT'], () => app.close(), logger);
 

@@ -76,10 +76,15 @@ export class DomainStore {
     return created === 1;
   }
 
-  async getSession(sessionId: string): Promise<SessionRecord | null> {
+  async getSession(sessionId: string): Promise<(SessionRecord & { announced: boolean }) | null> {
     const h = await this.redis.hgetall(domainKeys.session(sessionId));
     if (!h.botId) return null;
-    return { botId: h.botId, title: h.title ?? '', createdBy: h.createdBy ?? '', createdAt: Number(h.createdAt ?? 0) };
+    return { botId: h.botId, title: h.title ?? '', createdBy: h.createdBy ?? '', createdAt: Number(h.createdAt ?? 0), announced: h.announced === '1' };
+  }
+
+  /** The session's `session_created` event is out (a retry then need not publish it again). */
+  async markSessionAnnounced(sessionId: string): Promise<void> {
+    await this.redis.hset(domainKeys.session(sessionId), 'announced', '1');
   }
 
   async appendSessionMessage(sessionId: string, message: SessionHistoryMessage): Promise<void> {
@@ -109,10 +114,13 @@ export class DomainStore {
     return { botId: h.botId, runId: h.runId, sessionId: h.sessionId, status: h.status as PendingDecisionRecord['status'] };
   }
 
-  /** Marks a pending decision resolved; false when it was resolved already (first one wins). */
-  async resolveDecision(kind: 'approval' | 'plan', id: string): Promise<boolean> {
+  /**
+   * Marks a pending decision resolved; false when another resolved it first (first one
+   * wins). `owner` (the job id) makes a retry of the winning job succeed again.
+   */
+  async resolveDecision(kind: 'approval' | 'plan', id: string, owner = ''): Promise<boolean> {
     const key = kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id);
-    return (await this.transition(key, 'status', 'resolved', ['pending'])) !== null;
+    return (await this.transition(key, 'status', 'resolved', ['pending'], owner)) !== null;
   }
 
   async createExecution(executionId: string, userId: string): Promise<boolean> {
@@ -129,8 +137,8 @@ export class DomainStore {
   }
 
   /** Moves the execution to `status` if it is in one of `from`; returns the previous status or null. */
-  async transitionExecution(executionId: string, status: ExecutionStatus, from: readonly ExecutionStatus[]): Promise<ExecutionStatus | null> {
-    return (await this.transition(domainKeys.execution(executionId), 'status', status, from)) as ExecutionStatus | null;
+  async transitionExecution(executionId: string, status: ExecutionStatus, from: readonly ExecutionStatus[], owner = ''): Promise<ExecutionStatus | null> {
+    return (await this.transition(domainKeys.execution(executionId), 'status', status, from, owner)) as ExecutionStatus | null;
   }
 
   /** Human gates of an execution: `waiting` until a decision, then the decision. */
@@ -139,16 +147,16 @@ export class DomainStore {
   }
 
   /** Records the decision if the gate still waits; false when another decision came first. */
-  async decideGate(executionId: string, nodeId: string, decision: string): Promise<boolean> {
-    return (await this.transition(domainKeys.execution(executionId), `gate:${nodeId}`, decision, ['waiting'])) !== null;
+  async decideGate(executionId: string, nodeId: string, decision: string, owner = ''): Promise<boolean> {
+    return (await this.transition(domainKeys.execution(executionId), `gate:${nodeId}`, decision, ['waiting'], owner)) !== null;
   }
 
   async getGate(executionId: string, nodeId: string): Promise<string | null> {
     return this.redis.hget(domainKeys.execution(executionId), `gate:${nodeId}`);
   }
 
-  private async transition(key: string, field: string, value: string, from: readonly string[]): Promise<string | null> {
-    const previous = await runScript(this.redis, 'rtTransitionV1', [key], [field, value, ...from]);
+  private async transition(key: string, field: string, value: string, from: readonly string[], owner = ''): Promise<string | null> {
+    const previous = await runScript(this.redis, 'rtTransitionV1', [key], [field, value, owner, ...from]);
     return typeof previous === 'string' ? previous : null;
   }
 

@@ -27,6 +27,8 @@ export interface ResumePoint {
   lastId?: string;
 }
 
+const PROVISIONAL_TTL_S = 3600;
+
 interface Checkpoint {
   seq: number;
   epoch: string;
@@ -56,7 +58,8 @@ export class StreamHistory {
         resume?.epoch ?? '',
         resume?.lastId ?? '',
         this.retention.maxReplay,
-        this.retention.idleTtlSeconds,
+        // A stream only subscribed to, never published to, should not linger for the idle TTL.
+        Math.min(PROVISIONAL_TTL_S, this.retention.idleTtlSeconds || PROVISIONAL_TTL_S),
       ],
     )) as [string, string, string, number, string, ...string[]];
     const [mode, reason, epoch, head, checkpointJson, ...rawEvents] = reply;

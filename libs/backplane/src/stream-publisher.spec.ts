@@ -140,3 +140,31 @@ describe('StreamPublisher', () => {
     expect(newestCheckpoint).toBeGreaterThanOrEqual(checkpointSeq);
   });
 });
+
+describe('stream expiry', () => {
+  it('gives every key of a published stream the idle TTL, also when a subscribe created it first', async () => {
+    const stream: StreamName = `bot:ttl-${++streamCounter}`;
+    const redis = connect();
+    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, idleTtlSeconds: 5000 };
+    await new StreamHistory(redis, retention).catchUp(stream);
+    const provisional = await redis.ttl(streamKeys(stream).meta);
+    expect(provisional).toBeGreaterThan(0);
+    expect(provisional).toBeLessThanOrEqual(3600);
+    await new StreamPublisher(redis, retention).publish(stream, thinking(1));
+    for (const key of [streamKeys(stream).meta, streamKeys(stream).history]) {
+      const ttl = await redis.ttl(key);
+      expect(ttl).toBeGreaterThan(4900);
+      expect(ttl).toBeLessThanOrEqual(5000);
+    }
+  });
+
+  it('keeps a stream forever when the idle TTL is 0', async () => {
+    const stream: StreamName = `bot:ttl-${++streamCounter}`;
+    const redis = connect();
+    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, idleTtlSeconds: 0 };
+    await new StreamHistory(redis, retention).catchUp(stream);
+    await new StreamPublisher(redis, retention).publish(stream, thinking(1));
+    expect(await redis.ttl(streamKeys(stream).meta)).toBe(-1);
+    expect(await redis.ttl(streamKeys(stream).history)).toBe(-1);
+  });
+});

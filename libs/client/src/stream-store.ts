@@ -80,7 +80,10 @@ export class StreamStore<K extends StreamKind = StreamKind> extends TypedEmitter
     }
     this.status = 'live';
     for (const waiter of this.liveWaiters.splice(0)) waiter.resolve();
-    const held = this.held.sort((a, b) => a.seq - b.seq);
+    // What was held came through the old subscription, so it is at or before the answer's
+    // position: a snapshot already has it, and a replay (which follows this answer) brings
+    // it again in order — applying it first would look like a gap.
+    const held = result.snapshot !== undefined ? this.held.sort((a, b) => a.seq - b.seq) : [];
     this.held = [];
     for (const envelope of held) this.receive(envelope);
   }

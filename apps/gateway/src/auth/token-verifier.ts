@@ -39,7 +39,8 @@ export class TokenVerifier {
           audience: this.config.jwt.audience,
           requiredClaims: ['exp', 'sub'],
         });
-        const scope = payload.scope;
+        // No scope claim: connected, but every stream is FORBIDDEN.
+        const scope = payload.scope ?? [];
         if (!Array.isArray(scope) || !scope.every((s) => typeof s === 'string')) {
           throw unauthorized('token claim "scope" must be an array of strings');
         }

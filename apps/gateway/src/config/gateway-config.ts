@@ -20,7 +20,7 @@ export interface GatewayConfig {
   apiKeys: string[];
   corsOrigins: string[];
   transports: Array<'websocket' | 'polling'>;
-  limits: { maxPayloadBytes: number; commandsPerSecond: number; commandTimeoutMs: number };
+  limits: { maxPayloadBytes: number; commandsPerSecond: number; commandTimeoutMs: number; maxSubscriptions: number };
   heartbeatMs: number;
   idempotencyTtlSeconds: number;
   retention: RetentionPolicy;
@@ -53,6 +53,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
       commandsPerSecond: e.COMMANDS_PER_SECOND,
       commandTimeoutMs: e.COMMAND_TIMEOUT_MS,
+      maxSubscriptions: e.MAX_SUBSCRIPTIONS_PER_SOCKET,
     },
     heartbeatMs: e.HEARTBEAT_MS,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,

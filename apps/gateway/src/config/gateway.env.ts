@@ -61,6 +61,10 @@ export class GatewayEnv extends BackplaneEnv {
   @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
   COMMANDS_PER_SECOND = 20;
 
+  /** Streams one connection may subscribe to at once. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  MAX_SUBSCRIPTIONS_PER_SOCKET = 200;
+
   /** Socket.IO ping interval, announced as `hello.heartbeatMs`. */
   @Transform(toInt) @IsInt() @Min(1000) @Max(300_000)
   HEARTBEAT_MS = 25_000;

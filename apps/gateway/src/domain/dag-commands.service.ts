@@ -40,7 +40,7 @@ export class DagCommands {
 
   async steer({ auth, commandId }: CommandIdentity, kind: ControlKind, executionId: string): Promise<Record<string, never>> {
     const execution = await this.requireExecution(auth, executionId);
-    if (kind === 'pause' && execution.status === 'paused') throw new ProtocolError(ErrorCode.CONFLICT, `execution ${executionId} is already paused`);
+    if (kind === 'pause' && execution.status !== 'running') throw new ProtocolError(ErrorCode.CONFLICT, `execution ${executionId} is ${execution.status}, not running`);
     if (kind === 'resume' && execution.status !== 'paused') throw new ProtocolError(ErrorCode.CONFLICT, `execution ${executionId} is not paused`);
     await this.control.add(kind, { kind, executionId, userId: auth.userId }, { jobId: derivedId(kind, auth.userId, commandId) });
     return {};

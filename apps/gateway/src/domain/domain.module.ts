@@ -8,8 +8,17 @@ import { DagCommands } from './dag-commands.service';
 import { InboundService } from './inbound.service';
 import { SessionsService } from './sessions.service';
 
-/** Completed jobs are kept a day: BullMQ dedupes a job id only while the job exists. */
-const defaultJobOptions = { removeOnComplete: { age: 24 * 3600, count: 50_000 }, removeOnFail: { age: 7 * 24 * 3600 } };
+/**
+ * Completed jobs are kept a day: BullMQ dedupes a job id only while the job exists. A job
+ * that failed on a fault (Redis away longer than a worker's retries) is tried again; every
+ * processor is written to be safe to repeat.
+ */
+const defaultJobOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 24 * 3600, count: 50_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
 
 /** The bot and DAG commands that start or steer work on workers. */
 @Module({

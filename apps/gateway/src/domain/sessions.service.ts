@@ -13,12 +13,20 @@ export class SessionsService {
     private readonly metrics: GatewayMetrics,
   ) {}
 
-  /** Creates the session once; a retry with the same id neither duplicates nor re-announces it. */
+  /**
+   * Creates the session once and announces it once: a retry with the same id neither
+   * duplicates it nor re-announces it — but does announce it if the first try failed to.
+   */
   async create(botId: string, sessionId: string, title: string, userId: string): Promise<void> {
     const created = await this.store.createSession(sessionId, { botId, title, createdBy: userId, createdAt: Date.now() });
-    if (!created) return;
-    await this.publisher.publish(botStream(botId), { type: 'session_created', payload: { sessionId, title } });
-    this.metrics.eventsPublished.inc();
+    if (!created && (await this.store.getSession(sessionId))?.announced) return;
+    const published = await this.publisher.publish(
+      botStream(botId),
+      { type: 'session_created', payload: { sessionId, title } },
+      { idempotencyKey: `session-created.${sessionId}` },
+    );
+    await this.store.markSessionAnnounced(sessionId);
+    if (!published.duplicate) this.metrics.eventsPublished.inc();
   }
 
   /** The session, if it exists and the caller may read its bot. */

@@ -29,7 +29,8 @@ export class GatewayIoAdapter extends IoAdapter {
       // larger ones close the connection (PROTOCOL.md §3).
       maxHttpBufferSize: limits.maxPayloadBytes * 2 + 16 * 1024,
       perMessageDeflate: false,
-      cors: { origin: corsOrigins.includes('*') ? true : corsOrigins, credentials: true },
+      // Tokens travel in the handshake, not in cookies: no credentials mode needed.
+      cors: { origin: corsOrigins.includes('*') ? '*' : corsOrigins },
       parser: tolerantParser,
       connectTimeout: 10_000,
     } as ServerOptions);

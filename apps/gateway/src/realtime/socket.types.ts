@@ -9,6 +9,11 @@ export interface SocketSubscription {
   stream: StreamName;
   pending: PendingSubscription | null;
   live: boolean;
+  /** Counted in the stream's presence (kept across a resubscribe of the same stream). */
+  present: boolean;
+  /** Holds a reference on the pod's feed for the stream. */
+  feed: boolean;
+  ended: boolean;
 }
 
 /** What the gateway keeps on each socket (`socket.data`). */

@@ -10,6 +10,8 @@ import type { Envelope } from '@app/protocol';
 export class PendingSubscription {
   readonly buffer: Envelope[] = [];
   covered: { epoch: string; seq: number } | null = null;
+  /** The feed was asked once to catch up to this subscription's history. */
+  resyncRequested = false;
 
   constructor(private readonly goLive: (tail: Envelope[]) => void) {}
 

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { runScript, streamChannel, streamKeys, type ScriptName } from '@app/backplane';
 import type { PresenceMember, StreamName } from '@app/protocol';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
@@ -11,7 +11,7 @@ import { RedisConnections } from '../redis/redis.providers';
  * stops beating for three beats is taken out by the next presence script on that stream.
  */
 @Injectable()
-export class PresenceService implements OnModuleInit, OnModuleDestroy {
+export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('Presence');
   /** stream → userId → sockets of this pod subscribed to it. */
   private readonly local = new Map<StreamName, Map<string, number>>();
@@ -32,7 +32,8 @@ export class PresenceService implements OnModuleInit, OnModuleDestroy {
     this.timer.unref();
   }
 
-  onModuleDestroy(): void {
+  /** Not onModuleDestroy: that runs before the drain, and a pod still draining must keep beating. */
+  onApplicationShutdown(): void {
     if (this.timer) clearInterval(this.timer);
   }
 

@@ -106,6 +106,34 @@ describe('StreamFeed', () => {
     expect(live).toEqual([[3, 4]]);
   });
 
+  it('does not let a catch-up on a newer epoch go live before the feed has reached it', async () => {
+    const { stream, feed, publish, published, delivered } = await setup(2);
+    await redis.del(streamKeys(stream).meta);
+    await publish(3); // a new history the feed has not heard of (its messages were lost)
+    const live: number[][] = [];
+    const pending = new PendingSubscription((tail) => live.push(tail.map((e) => e.seq)));
+    feed.attach(pending);
+    feed.cover(pending, published[2].epoch, 3);
+    expect(live).toEqual([]);
+    // The feed catches up on the new history by itself; only then the socket goes live,
+    // with nothing of 1..3 (its snapshot has them).
+    await waitFor(() => live.length === 1);
+    expect(live).toEqual([[]]);
+    expect(delivered).toEqual([1, 2, 3]);
+    expect(feed.position).toEqual({ epoch: published[2].epoch, seq: 3 });
+  });
+
+  it('delivers what history still holds when a gap was partly trimmed', async () => {
+    const { stream, feed, publish, published, delivered, gaps } = await setup();
+    await publish(6);
+    feed.receive(published[0]);
+    await redis.xtrim(streamKeys(stream).history, 'MINID', '4-0');
+    feed.receive(published[5]);
+    await waitFor(() => delivered.length === 4);
+    expect(delivered).toEqual([1, 4, 5, 6]);
+    expect(gaps).toEqual(['lost']);
+  });
+
   it('restarts from 1 on a new epoch', async () => {
     const { stream, feed, publish, published, delivered } = await setup(2);
     await redis.del(streamKeys(stream).meta);

@@ -34,6 +34,8 @@ export class StreamFeed {
   private readonly waiting: Envelope[] = [];
   /** A head read by `resync` that the feed must reach even if no message follows. */
   private target: { epoch: string; seq: number } | null = null;
+  /** Epochs this feed delivered and then left: a catch-up on one of them is behind the feed. */
+  private readonly pastEpochs = new Set<string>();
   private readonly pendings = new Set<PendingSubscription>();
 
   constructor(
@@ -105,14 +107,31 @@ export class StreamFeed {
   private tryGoLive(pending: PendingSubscription): void {
     const covered = pending.covered;
     if (!covered) return;
-    // Behind the subscriber's position on the same history: the events up to it are still
-    // on their way through this feed and would reach the socket a second time.
-    if (covered.epoch === this.epoch && this.lastSeq < covered.seq) return;
+    if (covered.epoch === this.epoch) {
+      // Behind the subscriber's position on the same history: the events up to it are
+      // still on their way through this feed and would reach the socket a second time.
+      if (this.lastSeq < covered.seq) return;
+    } else if (!this.pastEpochs.has(covered.epoch)) {
+      // The catch-up saw a history this feed has not reached yet (a reset the feed has not
+      // heard of, or a stream that did not exist when it started): catch the feed up first.
+      if (!pending.resyncRequested) {
+        pending.resyncRequested = true;
+        void this.resync().catch((error: unknown) => this.ports.onError(this.stream, error));
+      }
+      return;
+    }
     this.pendings.delete(pending);
     pending.finish();
   }
 
+  private tryGoLiveAll(): void {
+    for (const pending of this.pendings) this.tryGoLive(pending);
+  }
+
   private restart(epoch: string): void {
+    if (this.epoch !== null) this.pastEpochs.add(this.epoch);
+    // Only recent resets matter to a catch-up in flight; keep the set small.
+    if (this.pastEpochs.size > 8) this.pastEpochs.delete(this.pastEpochs.values().next().value as string);
     this.epoch = epoch;
     this.lastSeq = 0;
   }
@@ -127,7 +146,9 @@ export class StreamFeed {
         if (target) {
           if (target.epoch !== this.epoch) this.restart(target.epoch);
           if (target.seq > this.lastSeq) await this.fill(target.seq);
-          this.target = null;
+          // A resync during the fill may have set a newer target: keep that one.
+          if (this.target === target) this.target = null;
+          this.tryGoLiveAll();
           continue;
         }
         this.waiting.sort((a, b) => (a.epoch === b.epoch ? a.seq - b.seq : 0));
@@ -153,19 +174,19 @@ export class StreamFeed {
 
   /** Delivers history events up to `toSeq`; what history no longer holds is skipped. */
   private async fill(toSeq: number): Promise<void> {
-    const from = this.lastSeq + 1;
     const missing = toSeq - this.lastSeq;
     if (missing > MAX_REPAIR) {
       this.lastSeq = toSeq;
       this.ports.onGap(this.stream, 'lost', missing);
+      this.tryGoLiveAll();
       return;
     }
-    const events = await this.ports.range(this.stream, from, toSeq);
-    for (const event of events) {
-      if (event.epoch === this.epoch && event.seq === this.lastSeq + 1) this.emit(event);
-    }
-    const repaired = this.lastSeq >= toSeq;
-    if (!repaired) this.lastSeq = toSeq;
-    this.ports.onGap(this.stream, repaired ? 'repaired' : 'lost', missing);
+    const events = (await this.ports.range(this.stream, this.lastSeq + 1, toSeq)).filter((e) => e.epoch === this.epoch && e.seq > this.lastSeq);
+    // Retention trimmed the start of the gap: skip what is gone, deliver what is still there.
+    const lost = events.length > 0 ? events[0].seq - this.lastSeq - 1 : toSeq - this.lastSeq;
+    if (lost > 0) this.lastSeq += lost;
+    for (const event of events) if (event.seq === this.lastSeq + 1) this.emit(event);
+    this.ports.onGap(this.stream, lost > 0 ? 'lost' : 'repaired', missing);
+    this.tryGoLiveAll();
   }
 }

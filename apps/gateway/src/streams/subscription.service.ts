@@ -1,8 +1,9 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type CatchUp, StreamHistory } from '@app/backplane';
 import { type CommandPayload, type CommandResult, type Envelope, ErrorCode, ProtocolError, type StreamName } from '@app/protocol';
 import { canAccess } from '../auth/auth-context';
 import type { CommandOutcome } from '../commands/command-outcome';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { GatewaySocket, SocketSubscription } from '../realtime/socket.types';
 import { BackplaneSubscriber } from './backplane-subscriber';
@@ -20,6 +21,9 @@ const GO_LIVE_NUDGE_MS = 2_000;
  *   3. one atomic read gives the replay or the snapshot at position S;
  *   4. after the ack: replayed events, then the buffered events after S, then the join —
  *      in one tick, so the room's next event is the first one the socket has not seen.
+ * A subscription is in `socket.data.subscriptions` from its first line, so an unsubscribe,
+ * a newer subscribe or a disconnect during the awaits ends it; each step after an await
+ * checks it is still current, and every path releases exactly what it took.
  */
 @Injectable()
 export class SubscriptionService {
@@ -30,26 +34,44 @@ export class SubscriptionService {
     private readonly history: StreamHistory,
     private readonly presence: PresenceService,
     private readonly metrics: GatewayMetrics,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
   async subscribe(socket: GatewaySocket, payload: CommandPayload<'subscribe'>): Promise<CommandOutcome<CommandResult<'subscribe'>>> {
     const { stream } = payload;
     if (!canAccess(socket.data.auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
-    // A subscribe to a stream the socket already has is a resync: start over.
-    this.unsubscribe(socket, stream);
-
-    const feed = await this.backplane.acquire(stream);
-    if (socket.disconnected) {
-      // Gone while the feed was being set up: its disconnect cleanup could not see this one.
-      this.backplane.release(stream);
-      throw new ProtocolError(ErrorCode.UNAVAILABLE, 'the connection closed');
+    const previous = socket.data.subscriptions.get(stream);
+    if (!previous && socket.data.subscriptions.size >= this.config.limits.maxSubscriptions) {
+      throw new ProtocolError(ErrorCode.VALIDATION_FAILED, `at most ${this.config.limits.maxSubscriptions} subscriptions per connection`, [
+        { field: 'stream', constraint: 'maxSubscriptions', message: 'unsubscribe from a stream first' },
+      ]);
     }
-    const subscription: SocketSubscription = { stream, pending: null, live: false };
+    // A subscribe to a stream the socket already has is a resync: start over, but the user
+    // stays present throughout (no left/joined flap).
+    const wasPresent = previous?.present ?? false;
+    if (previous) this.end(socket, previous, { keepPresence: true });
+
+    const subscription: SocketSubscription = { stream, pending: null, live: false, present: wasPresent, feed: false, ended: false };
+    socket.data.subscriptions.set(stream, subscription);
+    this.metrics.subscriptions.inc();
+    const gone = () => new ProtocolError(ErrorCode.CONFLICT, `the subscription to ${stream} ended before it was ready`);
+
+    let feed;
+    try {
+      feed = await this.backplane.acquire(stream);
+    } catch (error) {
+      this.endIfCurrent(socket, subscription);
+      throw error;
+    }
+    if (subscription.ended) {
+      // Ended while the feed was being set up: the reference is ours to give back.
+      this.backplane.release(stream);
+      throw gone();
+    }
+    subscription.feed = true;
     const pending = new PendingSubscription((tail) => this.goLive(socket, subscription, tail));
     subscription.pending = pending;
     feed.attach(pending);
-    socket.data.subscriptions.set(stream, subscription);
-    this.metrics.subscriptions.inc();
 
     let catchUp: CatchUp;
     try {
@@ -58,11 +80,10 @@ export class SubscriptionService {
         : undefined;
       catchUp = await this.history.catchUp(stream, resume);
     } catch (error) {
-      this.unsubscribe(socket, stream);
+      this.endIfCurrent(socket, subscription);
       throw error;
     }
-    // The socket left, or re-subscribed, while the read was in flight: nothing to answer into.
-    if (socket.data.subscriptions.get(stream) !== subscription) throw new ProtocolError(ErrorCode.CONFLICT, `subscription to ${stream} was replaced`);
+    if (subscription.ended) throw gone();
 
     this.metrics.catchUps.inc({ mode: catchUp.mode, reason: catchUp.mode === 'snapshot' ? catchUp.reason : 'resume' });
     const replay: Envelope[] = catchUp.mode === 'replay' ? catchUp.events : [];
@@ -80,14 +101,13 @@ export class SubscriptionService {
     return {
       result,
       afterAck: () => {
+        if (subscription.ended) return;
         for (const event of replay) socket.emit('event', event);
         this.metrics.eventsDelivered.inc({ path: 'replay' }, replay.length);
         feed.cover(pending, catchUp.epoch, catchUp.seq);
         if (!subscription.live) this.nudgeIfStuck(socket, subscription);
       },
-      abandon: () => {
-        if (socket.data.subscriptions.get(stream) === subscription) this.unsubscribe(socket, stream);
-      },
+      abandon: () => this.endIfCurrent(socket, subscription),
     };
   }
 
@@ -95,39 +115,51 @@ export class SubscriptionService {
   unsubscribe(socket: GatewaySocket, stream: StreamName): boolean {
     const subscription = socket.data.subscriptions.get(stream);
     if (!subscription) return false;
-    socket.data.subscriptions.delete(stream);
-    this.metrics.subscriptions.dec();
-    if (subscription.live) {
-      void socket.leave(stream);
-      this.presence.leave(stream, socket.data.auth.userId);
-    }
-    subscription.live = false;
-    const feed = this.backplane.feed(stream);
-    if (subscription.pending && feed) feed.detach(subscription.pending);
-    subscription.pending = null;
-    this.backplane.release(stream);
+    this.end(socket, subscription);
     return true;
   }
 
   unsubscribeAll(socket: GatewaySocket): void {
-    for (const stream of [...socket.data.subscriptions.keys()]) this.unsubscribe(socket, stream);
+    for (const subscription of [...socket.data.subscriptions.values()]) this.end(socket, subscription);
+  }
+
+  private endIfCurrent(socket: GatewaySocket, subscription: SocketSubscription): void {
+    if (socket.data.subscriptions.get(subscription.stream) === subscription) this.end(socket, subscription);
+  }
+
+  /** Ends one subscription: out of the map and the room, its pending and feed reference given back. */
+  private end(socket: GatewaySocket, subscription: SocketSubscription, { keepPresence = false } = {}): void {
+    if (subscription.ended) return;
+    subscription.ended = true;
+    const { stream } = subscription;
+    if (socket.data.subscriptions.get(stream) === subscription) socket.data.subscriptions.delete(stream);
+    this.metrics.subscriptions.dec();
+    if (subscription.live) void socket.leave(stream);
+    if (subscription.present && !keepPresence) this.presence.leave(stream, socket.data.auth.userId);
+    subscription.live = false;
+    subscription.present = false;
+    if (subscription.pending) this.backplane.feed(stream)?.detach(subscription.pending);
+    subscription.pending = null;
+    if (subscription.feed) this.backplane.release(stream);
+    subscription.feed = false;
   }
 
   private goLive(socket: GatewaySocket, subscription: SocketSubscription, tail: Envelope[]): void {
-    if (socket.data.subscriptions.get(subscription.stream) !== subscription || socket.disconnected) return;
+    if (subscription.ended || socket.disconnected) return;
     for (const event of tail) socket.emit('event', event);
     this.metrics.eventsDelivered.inc({ path: 'catch_up' }, tail.length);
     void socket.join(subscription.stream);
     subscription.pending = null;
     subscription.live = true;
-    this.presence.join(subscription.stream, socket.data.auth.userId);
+    if (!subscription.present) this.presence.join(subscription.stream, socket.data.auth.userId);
+    subscription.present = true;
   }
 
   private nudgeIfStuck(socket: GatewaySocket, subscription: SocketSubscription): void {
     const timer = setTimeout(() => {
-      if (subscription.live || socket.data.subscriptions.get(subscription.stream) !== subscription) return;
+      if (subscription.live || subscription.ended) return;
       this.logger.warn({ msg: 'subscription waiting on its feed; resyncing', stream: subscription.stream });
-      void this.backplane.feed(subscription.stream)?.resync();
+      void this.backplane.feed(subscription.stream)?.resync().catch(() => undefined);
     }, GO_LIVE_NUDGE_MS);
     timer.unref();
   }

@@ -22,12 +22,17 @@ export class AgentControlProcessor extends WorkerHost {
   }
 
   async process(job: Job<AgentControlJob>): Promise<string> {
-    const outcome = await this.handle(job.data);
+    const outcome = await this.handle(job.data, job.id ?? job.name);
     this.metrics.jobs.inc({ queue: 'agent-control', outcome });
     return outcome;
   }
 
-  private async handle(data: AgentControlJob): Promise<string> {
+  /**
+   * A decision is recorded first (the first answer wins), then announced under an
+   * idempotency key of this job: a retry after a failed publish announces it exactly once.
+   */
+  private async handle(data: AgentControlJob, jobId: string): Promise<string> {
+    const once = { idempotencyKey: `control.${jobId}` };
     switch (data.kind) {
       case 'cancel':
         await this.store.requestCancel(data.runId);
@@ -35,20 +40,28 @@ export class AgentControlProcessor extends WorkerHost {
         return 'cancel_requested';
       case 'approval': {
         const decision = await this.store.getDecision('approval', data.approvalId);
-        if (!decision || !(await this.store.resolveDecision('approval', data.approvalId))) return 'already_resolved';
-        await this.sink.bot(decision.botId, {
-          type: 'approval_resolved',
-          payload: { sessionId: decision.sessionId, approvalId: data.approvalId, approved: data.approved, resolvedBy: data.userId },
-        });
+        if (!decision || !(await this.store.resolveDecision('approval', data.approvalId, jobId))) return 'already_resolved';
+        await this.sink.bot(
+          decision.botId,
+          {
+            type: 'approval_resolved',
+            payload: { sessionId: decision.sessionId, approvalId: data.approvalId, approved: data.approved, resolvedBy: data.userId },
+          },
+          once,
+        );
         return 'resolved';
       }
       case 'plan_response': {
         const decision = await this.store.getDecision('plan', data.planId);
-        if (!decision || !(await this.store.resolveDecision('plan', data.planId))) return 'already_resolved';
-        await this.sink.bot(decision.botId, {
-          type: 'plan_resolved',
-          payload: { sessionId: decision.sessionId, planId: data.planId, response: data.response, resolvedBy: data.userId },
-        });
+        if (!decision || !(await this.store.resolveDecision('plan', data.planId, jobId))) return 'already_resolved';
+        await this.sink.bot(
+          decision.botId,
+          {
+            type: 'plan_resolved',
+            payload: { sessionId: decision.sessionId, planId: data.planId, response: data.response, resolvedBy: data.userId },
+          },
+          once,
+        );
         return 'resolved';
       }
     }

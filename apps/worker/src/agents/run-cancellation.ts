@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DomainStore, RUN_CANCEL_CHANNEL } from '@app/backplane';
 import { WorkerRedis } from '../ops/worker-redis';
 
@@ -11,7 +11,7 @@ const POLL_MS = 500;
  * its record now and then, so a broadcast lost in a reconnect only delays the cancel.
  */
 @Injectable()
-export class RunCancellation implements OnModuleInit, OnModuleDestroy {
+export class RunCancellation implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('RunCancellation');
   private readonly running = new Map<string, AbortController>();
   private poller: NodeJS.Timeout | null = null;
@@ -30,7 +30,8 @@ export class RunCancellation implements OnModuleInit, OnModuleDestroy {
     this.poller.unref();
   }
 
-  onModuleDestroy(): void {
+  /** Not onModuleDestroy: runs still finishing during a graceful stop keep their cancel poll. */
+  onApplicationShutdown(): void {
     if (this.poller) clearInterval(this.poller);
   }
 

@@ -27,23 +27,26 @@ export class DagControlProcessor extends WorkerHost {
   }
 
   async process(job: Job<DagControlJob>): Promise<string> {
-    const outcome = await this.handle(job.data);
+    const outcome = await this.handle(job.data, job.id ?? job.name);
     this.metrics.jobs.inc({ queue: 'dag-control', outcome });
     return outcome;
   }
 
-  private async handle(data: DagControlJob): Promise<string> {
+  /** Record first (the first change wins), then announce under this job's idempotency key. */
+  private async handle(data: DagControlJob, jobId: string): Promise<string> {
+    const once = { idempotencyKey: `control.${jobId}` };
     if (data.kind === 'human_decision') {
-      if (!(await this.store.decideGate(data.executionId, data.nodeId, data.decision))) return 'already_decided';
-      await this.sink.dag(data.executionId, {
-        type: 'human_gate_resolved',
-        payload: { nodeId: data.nodeId, decision: data.decision, resolvedBy: data.userId },
-      });
+      if (!(await this.store.decideGate(data.executionId, data.nodeId, data.decision, jobId))) return 'already_decided';
+      await this.sink.dag(
+        data.executionId,
+        { type: 'human_gate_resolved', payload: { nodeId: data.nodeId, decision: data.decision, resolvedBy: data.userId } },
+        once,
+      );
       return 'decided';
     }
     const { to, from } = TRANSITIONS[data.kind];
-    if ((await this.store.transitionExecution(data.executionId, to, from)) === null) return 'not_applicable';
-    await this.sink.dag(data.executionId, { type: 'execution_state', payload: { status: to } });
+    if ((await this.store.transitionExecution(data.executionId, to, from, jobId)) === null) return 'not_applicable';
+    await this.sink.dag(data.executionId, { type: 'execution_state', payload: { status: to } }, once);
     return to;
   }
 }

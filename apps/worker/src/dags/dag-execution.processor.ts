@@ -30,16 +30,23 @@ export class DagExecutionProcessor extends WorkerHost implements OnApplicationBo
     try {
       const execution = await this.store.getExecution(executionId);
       if (!execution || FINISHED_EXECUTION.has(execution.status)) return 'skipped';
-      // Cancelled while queued: end without running anything.
+      const complete = { idempotencyKey: `execution-complete.${executionId}` };
       const started = await this.store.transitionExecution(executionId, 'running', ['queued']);
-      if (started === null && execution.status === 'cancelling') {
-        await this.store.transitionExecution(executionId, 'cancelled', ['cancelling']);
-        await this.sink.dag(executionId, { type: 'execution_complete', payload: { status: 'cancelled', results: {} } });
-        return 'cancelled';
+      if (started === null) {
+        // Cancelled while queued: end without running anything. Already running: this is a
+        // retry after a worker died mid-way; the echo engine cannot resume, so it fails.
+        const ending = execution.status === 'cancelling' ? 'cancelled' : 'failed';
+        await this.store.transitionExecution(executionId, ending, ['cancelling', 'running', 'paused']);
+        if (ending === 'failed') {
+          await this.sink.dag(executionId, { type: 'error', payload: { code: 'EXECUTION_LOST', message: 'the worker running this execution stopped' } });
+        }
+        await this.sink.dag(executionId, { type: 'execution_complete', payload: { status: ending, results: {} } }, complete);
+        this.metrics.jobs.inc({ queue: 'dag-executions', outcome: ending });
+        return ending;
       }
       const runner = new EchoDagRunner(
         {
-          publish: (event) => this.sink.dag(executionId, event, event.type === 'execution_complete' ? { idempotencyKey: `execution-complete.${executionId}` } : {}),
+          publish: (event) => this.sink.dag(executionId, event, event.type === 'execution_complete' ? complete : {}),
           status: async () => (await this.store.getExecution(executionId))?.status ?? null,
           finish: (status) => this.store.transitionExecution(executionId, status, ['running', 'paused', 'cancelling']),
           openGate: (nodeId) => this.store.openGate(executionId, nodeId),

@@ -10,7 +10,8 @@
  * ARGV[3] the client's epoch ('' when none)
  * ARGV[4] the client's lastId, the id of its event at sinceSeq ('' when none)
  * ARGV[5] max events to replay; more than that is answered with a snapshot
- * ARGV[6] idle TTL of a stream created here, seconds (0 = none)
+ * ARGV[6] provisional TTL of a stream created here, seconds: it has no events yet, and
+ *         the first publish sets the stream's real TTL
  *
  * Returns { mode, reason, epoch, head, checkpoint, envelope... } where mode is `replay`
  * or `snapshot`, reason says why a snapshot was chosen (`requested`, `epoch`, `diverged`,

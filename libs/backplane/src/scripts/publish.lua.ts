@@ -81,11 +81,17 @@ end
 redis.call('SPUBLISH', ARGV[2], '{"kind":"event","envelope":' .. envelope .. '}')
 
 local idleTtl = tonumber(ARGV[9])
--- Refresh the idle TTL at most about once a minute per stream, not on every event.
-if idleTtl > 0 and redis.call('TTL', meta) < idleTtl - math.min(60, idleTtl / 2) then
-  redis.call('EXPIRE', meta, idleTtl)
-  redis.call('EXPIRE', history, idleTtl)
-  redis.call('EXPIRE', checkpoint, idleTtl)
+if idleTtl > 0 then
+  -- Refresh at an epoch's first event (it creates the history key) and then about once a
+  -- minute, not on every event.
+  if seq == 1 or redis.call('TTL', meta) < idleTtl - math.min(60, idleTtl / 2) then
+    redis.call('EXPIRE', meta, idleTtl)
+    redis.call('EXPIRE', history, idleTtl)
+    redis.call('EXPIRE', checkpoint, idleTtl)
+  end
+elseif seq == 1 then
+  -- A subscribe may have created meta with a provisional TTL; this stream lives on.
+  redis.call('PERSIST', meta)
 end
 
 local due = 0

@@ -6,7 +6,6 @@ import {
   IsIn,
   IsInt,
   IsNumber,
-  IsOptional,
   IsString,
   MaxLength,
   Min,
@@ -16,7 +15,7 @@ import {
 } from 'class-validator';
 import type { CommandPayload } from '../commands';
 import type { StreamName } from '../streams';
-import { IsEntityId, IsPlainObject, IsStreamName, NotTogetherWith } from './decorators';
+import { IsEntityId, IsPlainObject, IsStreamName, NotTogetherWith, OptionalField } from './decorators';
 
 /**
  * One DTO per command payload (PROTOCOL.md §3). Validation runs with `whitelist` and
@@ -30,18 +29,18 @@ export class StreamDto {
 }
 
 export class SubscribeDto extends StreamDto implements CommandPayload<'subscribe'> {
-  @IsOptional()
+  @OptionalField()
   @IsInt()
   @Min(0)
   sinceSeq?: number;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MinLength(1)
   @MaxLength(64)
   epoch?: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MinLength(1)
   @MaxLength(128)
@@ -63,17 +62,17 @@ export class ChatDto implements CommandPayload<'chat'> {
   @MinLength(1)
   content!: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsEntityId()
   sessionId?: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MinLength(1)
   @MaxLength(128)
   model?: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   systemPrompt?: string;
 }
@@ -90,7 +89,7 @@ export class ApprovalDto implements CommandPayload<'approval'> {
   @IsBoolean()
   approved!: boolean;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(4000)
   note?: string;
@@ -109,7 +108,7 @@ export class PlanResponseDto implements CommandPayload<'plan_response'> {
   @MinLength(1)
   plan?: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(4000)
   feedback?: string;
@@ -119,7 +118,7 @@ export class NewSessionDto implements CommandPayload<'new_session'> {
   @IsEntityId()
   botId!: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(200)
   title?: string;
@@ -134,17 +133,17 @@ export class DagNodeDto {
   @IsEntityId()
   id!: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(64)
   kind?: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(200)
   label?: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsPlainObject()
   config?: Record<string, unknown>;
 }
@@ -184,11 +183,11 @@ export class StartExecutionDto implements CommandPayload<'start_execution'> {
   @NotTogetherWith('dag')
   dagId?: string;
 
-  @IsOptional()
+  @OptionalField()
   @IsPlainObject()
   inputs?: Record<string, unknown>;
 
-  @IsOptional()
+  @OptionalField()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   budgetUsd?: number;
@@ -204,7 +203,7 @@ export class HumanDecisionDto implements CommandPayload<'human_decision'> {
   @IsIn(['approve', 'reject', 'modify'])
   decision!: 'approve' | 'reject' | 'modify';
 
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(4000)
   feedback?: string;
@@ -232,13 +231,13 @@ export class InboundMessageDto {
   content!: string;
 
   /** The platform's user, recorded as the run's user. */
-  @IsOptional()
+  @OptionalField()
   @IsString()
   @MaxLength(256)
   userId?: string;
 
   /** Continue this session instead of the chat's own. */
-  @IsOptional()
+  @OptionalField()
   @IsEntityId()
   sessionId?: string;
 }

@@ -1,4 +1,4 @@
-import { Matches, registerDecorator, type ValidationOptions } from 'class-validator';
+import { Matches, registerDecorator, ValidateIf, type ValidationOptions } from 'class-validator';
 import { ID_PATTERN, isStreamName } from '../streams';
 
 /** An entity id (bot, run, session, execution, node…): `[A-Za-z0-9_.-]{1,128}`. */
@@ -46,4 +46,13 @@ export function NotTogetherWith(other: string, options?: ValidationOptions): Pro
           value === undefined || (args?.object as Record<string, unknown>)[other] === undefined,
       },
     });
+}
+
+/**
+ * The field may be left out — but not sent as `null`. (class-validator's `@IsOptional`
+ * also lets `null` through, which then reaches Redis scripts and jobs as a value.)
+ */
+export function OptionalField(): PropertyDecorator {
+  return (target: object, propertyName: string | symbol) =>
+    ValidateIf((o: Record<string | symbol, unknown>) => o[propertyName] !== undefined)(target, propertyName);
 }

@@ -31,6 +31,12 @@ describe('validateCommandPayload', () => {
     });
   });
 
+  it('refuses null for an optional field (it may be left out, not nulled)', () => {
+    const result = validateCommandPayload('subscribe', { stream: 'bot:b1', sinceSeq: null, epoch: 'e' });
+    expect(result.ok ? [] : result.violations.map((v) => v.field)).toContain('sinceSeq');
+    expect(validateCommandPayload('start_execution', { dag: { nodes: [{ id: 'a' }], edges: [] }, budgetUsd: null }).ok).toBe(false);
+  });
+
   it('checks stream names in subscribe', () => {
     expect(validateCommandPayload('subscribe', { stream: 'bot:b1', sinceSeq: 3, epoch: 'e' }).ok).toBe(true);
     for (const stream of ['bot:', 'room:b1', 'bot:a b', `dag:${'x'.repeat(129)}`, 7]) {
