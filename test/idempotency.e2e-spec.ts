@@ -33,8 +33,9 @@ it('returns the first result for a retry, on the same pod or another, with one e
   await waitFor(() => watcher.events.some((e) => e.type === 'done'), { message: 'the run finished' });
   // Another user's command with the same id is a different command.
   const other = await connect(1, 'dave');
-  const theirs = await other.command('chat', { botId: 'idem-1', content: 'once' }, 'chat-retry-1');
-  expect(theirs.ok && first.ok && theirs.result).not.toEqual(first.ok && first.result);
+  const theirs = await other.command<{ runId: string }>('chat', { botId: 'idem-1', content: 'once' }, 'chat-retry-1');
+  if (!theirs.ok || !first.ok) throw new Error(JSON.stringify({ theirs, first }));
+  expect(theirs.result.runId).not.toBe((first.result as { runId: string }).runId);
   await waitFor(() => watcher.events.filter((e) => e.type === 'done').length === 2, { message: 'the second user run finished' });
   expect(runsStarted(watcher)).toBe(2);
   expect(watcher.events.filter((e) => e.type === 'session_created')).toHaveLength(2);

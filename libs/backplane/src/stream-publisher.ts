@@ -46,6 +46,7 @@ export class StreamPublisher {
 
   async publish(stream: StreamName, draft: EventDraft, options: PublishOptions = {}): Promise<PublishedEvent> {
     const keys = streamKeys(stream);
+    const eventId = randomUUID();
     const idempotent = options.idempotencyKey !== undefined;
     const reply = (await runScript(
       this.redis,
@@ -60,8 +61,9 @@ export class StreamPublisher {
       [
         stream,
         streamChannel(stream),
-        randomUUID(),
-        randomUUID(),
+        // A new stream's epoch is named after its first event: unique, and one UUID per publish.
+        eventId,
+        eventId,
         draft.type,
         JSON.stringify(draft.payload),
         this.retention.maxEvents,

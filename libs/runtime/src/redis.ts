@@ -75,3 +75,29 @@ export function isRedisUnavailable(error: unknown): boolean {
 export function reportRedisErrors(connections: Record<string, Redis>, report: (connection: string, error: Error) => void): void {
   for (const [name, connection] of Object.entries(connections)) connection.on('error', (error: Error) => report(name, error));
 }
+
+/**
+ * A process's two own Redis connections: `commands` for scripts, reads and writes, and
+ * `subscriber` for pub/sub only. Errors are reported (ioredis reconnects by itself).
+ */
+export class RedisPair {
+  readonly commands: Redis;
+  readonly subscriber: Redis;
+
+  constructor(
+    { url, owner, commandRetries, resubscribe = true }: { url: string; owner: string; commandRetries?: number; resubscribe?: boolean },
+    report: (connection: string, error: Error) => void,
+  ) {
+    this.commands = createRedis({ url, role: `${owner}:commands`, maxRetriesPerRequest: commandRetries });
+    this.subscriber = createRedis({ url, role: `${owner}:subscriber`, maxRetriesPerRequest: null, autoResubscribe: resubscribe });
+    reportRedisErrors({ commands: this.commands, subscriber: this.subscriber }, report);
+  }
+
+  get ready(): boolean {
+    return this.commands.status === 'ready' && this.subscriber.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.commands.quit(), this.subscriber.quit()]);
+  }
+}

@@ -1,6 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { createRedis, reportRedisErrors } from '@app/runtime';
-import type Redis from 'ioredis';
+import { RedisPair } from '@app/runtime';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 
@@ -10,30 +9,17 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
  * BackplaneSubscriber, which resubscribes itself after a reconnect).
  */
 @Injectable()
-export class RedisConnections implements OnApplicationShutdown {
-  private readonly logger = new Logger('Redis');
-  readonly commands: Redis;
-  readonly subscriber: Redis;
+export class RedisConnections extends RedisPair implements OnApplicationShutdown {
+  private static readonly logger = new Logger('Redis');
 
   constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics) {
-    this.commands = createRedis({ url: config.redisUrl, role: `gateway:${config.serverId}:commands` });
-    this.subscriber = createRedis({
-      url: config.redisUrl,
-      role: `gateway:${config.serverId}:subscriber`,
-      maxRetriesPerRequest: null,
-      autoResubscribe: false,
-    });
-    reportRedisErrors({ commands: this.commands, subscriber: this.subscriber }, (connection, error) => {
+    super({ url: config.redisUrl, owner: `gateway:${config.serverId}`, resubscribe: false }, (connection, error) => {
       metrics.redisErrors.inc({ connection });
-      this.logger.warn({ msg: 'redis connection error', connection, err: error.message });
+      RedisConnections.logger.warn({ msg: 'redis connection error', connection, err: error.message });
     });
   }
 
-  get ready(): boolean {
-    return this.commands.status === 'ready' && this.subscriber.status === 'ready';
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled([this.commands.quit(), this.subscriber.quit()]);
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
   }
 }

@@ -49,10 +49,6 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     this.fanOut = fanOut;
   }
 
-  get feedCount(): number {
-    return this.feeds.size;
-  }
-
   feed(stream: StreamName): StreamFeed | undefined {
     return this.feeds.get(stream);
   }

@@ -8,7 +8,7 @@ import type {
   NodeStatus,
 } from '../events/dag';
 import type { StreamError } from './bot.reducer';
-import { capped, own, withEntry, without } from './records';
+import { capped, withEntry, without } from './records';
 
 /**
  * The state of a DAG execution stream: definition, every node's status, active edges,
@@ -128,10 +128,6 @@ export function foldDag(state: DagState, event: Pick<Envelope, 'type' | 'payload
   const handler = (handlers as Record<string, Handler<keyof DagEventPayloads> | undefined>)[event.type];
   if (!handler) return state;
   return handler(state, event.payload as never, event.ts);
-}
-
-export function pendingGate(state: DagState, nodeId: string): PendingGate | undefined {
-  return own(state.pendingGates, nodeId);
 }
 
 function dedupeEdges(edges: DagEdgeDef[]): DagEdgeDef[] {

@@ -22,25 +22,3 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
-
-/** Anything with `once`/`off` (Node emitters, Socket.IO sockets, ioredis). */
-export interface ListenerTarget {
-  once(event: string, listener: (...args: never[]) => void): unknown;
-  off(event: string, listener: (...args: never[]) => void): unknown;
-}
-
-/** Resolves with the first emission of `event` on an emitter, or rejects after `timeoutMs`. */
-export function once<T = unknown>(target: object, event: string, timeoutMs = 10_000): Promise<T> {
-  const emitter = target as ListenerTarget;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      emitter.off(event, listener);
-      reject(new Error(`Timed out after ${timeoutMs} ms waiting for '${event}'`));
-    }, timeoutMs);
-    const listener = (arg: never) => {
-      clearTimeout(timer);
-      resolve(arg as T);
-    };
-    emitter.once(event, listener);
-  });
-}
