@@ -64,9 +64,13 @@ function connectOne(kind: Kind, url: string, token: string, target: string, inde
     const join = async () => {
       socket.off('connect_error', fail);
       try {
-        const ack = (kind === 'gateway'
-          ? await socket.timeout(20_000).emitWithAck('command', { v: 1, id: `bench-${process.pid}-${index}-${Date.now()}`, type: 'subscribe', payload: { stream: target } })
-          : await socket.timeout(20_000).emitWithAck('join', target)) as { ok: boolean; error?: unknown };
+        const ack = (
+          kind === 'gateway'
+            ? await socket
+                .timeout(20_000)
+                .emitWithAck('command', { v: 1, id: `bench-${process.pid}-${index}-${Date.now()}`, type: 'subscribe', payload: { stream: target } })
+            : await socket.timeout(20_000).emitWithAck('join', target)
+        ) as { ok: boolean; error?: unknown };
         if (!ack.ok) throw new Error(`join refused: ${JSON.stringify(ack)}`);
         resolve(socket);
       } catch (error) {

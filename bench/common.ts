@@ -74,7 +74,8 @@ export function serveRequests(handlers: Record<string, Handler>): void {
       })
       .then(
         (result) => send({ rid: request.rid, ok: true, result } satisfies Reply),
-        (error: unknown) => send({ rid: request.rid, ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) } satisfies Reply),
+        (error: unknown) =>
+          send({ rid: request.rid, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies Reply),
       );
   });
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { freePort, RedisServerProcess, waitFor } from '@app/runtime';
+import { RedisServerProcess, waitFor } from '@app/runtime';
 import { type AppProcess, startGateway } from '../test/support/processes';
 import { signToken } from '../test/support/tokens';
 import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, sleep } from './common';
@@ -329,7 +329,8 @@ class Bench {
   async warmUp(): Promise<void> {
     for (const side of this.sides) {
       const result = await this.drive(side, 1_000, 0, false);
-      if (result.received < result.expected) throw new Error(`${side.label}: warm-up delivered ${result.received} of ${result.expected}; the sockets are not all joined`);
+      if (result.received < result.expected)
+        throw new Error(`${side.label}: warm-up delivered ${result.received} of ${result.expected}; the sockets are not all joined`);
       log(`  ${side.label}: warm-up ok (${result.frameBytes} bytes per frame)`);
       this.results[side.key].frameBytes = result.frameBytes;
     }
@@ -359,7 +360,8 @@ class Bench {
           r.clientCpuPerDeliverySat = res.clientCpuPerDelivery;
           // Every process shares the same cores, so this — not the pods' share alone — is
           // what deliveries/s at saturation follows on this machine.
-          r.totalCpuPerDeliverySat = res.podCpuPerDelivery + res.clientCpuPerDelivery + ((res.publisherCpuPerEvent + res.redisCpuPerEvent) * res.run.sent) / Math.max(1, res.received);
+          r.totalCpuPerDeliverySat =
+            res.podCpuPerDelivery + res.clientCpuPerDelivery + ((res.publisherCpuPerEvent + res.redisCpuPerEvent) * res.run.sent) / Math.max(1, res.received);
           r.deliveredSat = res.received;
           r.expectedSat = res.expected;
         }
@@ -434,8 +436,6 @@ interface Row {
   rate?: number;
 }
 
-type Results = Bench['results'];
-
 function rows(): Row[] {
   const list: Row[] = [
     { metric: `Deliveries/s at saturation (${CONFIG.events.toLocaleString('en-US')} events × ${CONFIG.sockets} sockets)`, key: 'deliveriesPerSec', digits: 0 },
@@ -443,14 +443,23 @@ function rows(): Row[] {
   ];
   for (const rate of CONFIG.rates) {
     list.push(
-      { metric: `Latency p50 at ${rate} events/s (${(rate * CONFIG.sockets).toLocaleString('en-US')} deliveries/s offered), ms`, key: `p50_${rate}`, digits: 2, rate },
+      {
+        metric: `Latency p50 at ${rate} events/s (${(rate * CONFIG.sockets).toLocaleString('en-US')} deliveries/s offered), ms`,
+        key: `p50_${rate}`,
+        digits: 2,
+        rate,
+      },
       { metric: `Latency p99 at ${rate} events/s, ms`, key: `p99_${rate}`, digits: 2, rate },
     );
   }
   list.push(
     ...CONFIG.rates.map((rate) => ({ metric: `Server CPU-µs per delivery at ${rate} events/s`, key: `podCpuPerDelivery_${rate}`, digits: 2 })),
     { metric: `RSS per idle socket, 0 → ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, KB`, key: 'rssPerSocketKb', digits: 1 },
-    { metric: `RSS per idle socket, ${(CONFIG.idleSockets / 5).toLocaleString('en-US')} → ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, KB`, key: 'rssMarginalKb', digits: 1 },
+    {
+      metric: `RSS per idle socket, ${(CONFIG.idleSockets / 5).toLocaleString('en-US')} → ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, KB`,
+      key: 'rssMarginalKb',
+      digits: 1,
+    },
     { metric: 'Redis CPU-µs per published event (saturation)', key: 'redisCpuPerEventSat', digits: 1 },
     { metric: 'Publisher CPU-µs per event (saturation)', key: 'publisherCpuPerEventSat', digits: 1 },
     { metric: 'Events/s taken by Redis at saturation', key: 'publishEventsPerSec', digits: 0 },
@@ -473,7 +482,12 @@ function table(bench: Bench): { text: string; markdown: string; marked: boolean 
     if (over) marked = true;
     return `${fmt(side[row.key], row.digits)}${over ? ' *' : ''}`;
   };
-  const lines = rows().map((row) => [row.metric, cell(results.full, row), cell(results.baseline, row), fmt(results.full[row.key] / results.baseline[row.key], 2)]);
+  const lines = rows().map((row) => [
+    row.metric,
+    cell(results.full, row),
+    cell(results.baseline, row),
+    fmt(results.full[row.key] / results.baseline[row.key], 2),
+  ]);
   const header = ['Metric', 'Full path', 'Baseline', 'Full / baseline'];
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const pad = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ');
@@ -516,7 +530,9 @@ function interpretation(bench: Bench): string[] {
       (Math.max(f.clientCoresSat / busy(f), b.clientCoresSat / busy(b)) > 0.35
         ? `The client sockets cost about as much CPU per delivery as the servers (${fmt(f.clientCpuPerDeliverySat, 1)} / ${fmt(b.clientCpuPerDeliverySat, 1)} µs to read and decode a frame): the clients are half of the bottleneck, so deliveries/s are a lower bound for what the servers could do and are best read as a ratio. Server CPU-µs per delivery does not depend on where the clients run. `
         : '') +
-      (Math.max(busy(f), busy(b)) < cpus().length * 0.75 ? 'These add up to well under the machine: other jobs were taking CPU during the run, so absolute figures are low. ' : '') +
+      (Math.max(busy(f), busy(b)) < cpus().length * 0.75
+        ? 'These add up to well under the machine: other jobs were taking CPU during the run, so absolute figures are low. '
+        : '') +
       `Absolute numbers from this machine are pessimistic in any case (a plain Socket.IO delivery cost ${fmt(b.podCpuPerDeliverySat, 1)} server CPU-µs here).`,
   );
 
@@ -565,7 +581,7 @@ function environment(redisVersion: string, loadStart: number[]): string[] {
     `- Machine: \`nproc\` = ${nproc} (${cpuModel}), loopback only (127.0.0.1). Load average at start ${loadStart.map((l) => l.toFixed(2)).join(' / ')}: other jobs may share the machine, which is why both paths run interleaved in one run.`,
     `- Node ${process.version}; socket.io and socket.io-client 4.8.3; @socket.io/redis-adapter 8.3.0 (\`createShardedAdapter\`, \`subscriptionMode: 'dynamic'\`); ioredis 6.0.0; redis-server ${redisVersion} (private, no persistence, one instance shared by both paths).`,
     `- **Full path:** a publisher process (\`StreamPublisher\`, default retention: 10,000 events, checkpoint every 200) → \`rtPublishV1\` Lua → SPUBLISH → 2 gateway pods (\`dist/apps/gateway/main.js\`, TRANSPORTS=websocket, LOG_LEVEL=warn) → sockets subscribed to \`${STREAM}\` with the \`subscribe\` command.`,
-    '- **Baseline:** a publisher process that is a socket.io server with the sharded adapter and no sockets (`io.to(room).emit(\'event\', payload)`) → SSUBSCRIBE per room → 2 plain socket.io servers (bench/baseline-server.ts: websocket only, no compression, same heartbeat) → sockets joined to the room. No auth, no seq, no history.',
+    "- **Baseline:** a publisher process that is a socket.io server with the sharded adapter and no sockets (`io.to(room).emit('event', payload)`) → SSUBSCRIBE per room → 2 plain socket.io servers (bench/baseline-server.ts: websocket only, no compression, same heartbeat) → sockets joined to the room. No auth, no seq, no history.",
     `- Same application payload on both paths (a ${CONTENT_BYTES}-byte string plus two ids, a counter and the send timestamp); the full path wraps it in the protocol envelope.`,
     `- **Throughput and latency:** ${CONFIG.sockets} client sockets per path (${CONFIG.sockets / 2} per pod) over WebSocket, held by 2 client processes (one per pod). Saturation: ${CONFIG.events.toLocaleString('en-US')} events sent as fast as the publisher can (chunks of ${CONFIG.chunk}, each awaited), ${CONFIG.rounds} runs per path in ABBA order, best run reported; deliveries/s = deliveries counted at the clients / (last delivery − first send).`,
     `- **Latency:** open-loop publishing at ${CONFIG.rates.join(', ')} events/s, ${CONFIG.latencySeconds} s per path and load, run as four ${CONFIG.latencySeconds / 2} s halves in ABBA order and merged per path (a burst of other work then hits both paths); send time (CLOCK_MONOTONIC, µs) in the payload, read in the client's \`event\` handler; every delivery is a sample.`,
@@ -632,7 +648,9 @@ async function main(): Promise<void> {
 
   const { text, markdown, marked } = table(bench);
   console.log(`\n${text}\n`);
-  console.log('Ratios are full path / baseline: above 1 means the full path has more of it (better for deliveries/s and connect rate; worse for latency, CPU and memory).');
+  console.log(
+    'Ratios are full path / baseline: above 1 means the full path has more of it (better for deliveries/s and connect rate; worse for latency, CPU and memory).',
+  );
   if (marked) console.log(OVERLOAD_NOTE);
   for (const note of bench.notes) console.log(`note: ${note}`);
 
@@ -660,7 +678,9 @@ async function main(): Promise<void> {
     '## Interpretation',
     '',
     ...interpretation(bench).flatMap((p) => [p, '']),
-    `Load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' / ')}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`,
+    `Load average at the end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}. Total run time ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`,
     '',
   ].join('\n');
   writeFileSync(file, report);
@@ -670,7 +690,7 @@ async function main(): Promise<void> {
 
 main()
   .catch((error: unknown) => {
-    console.error(error instanceof Error ? error.stack ?? error.message : error);
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
     process.exitCode = 1;
   })
   .finally(() => shutdown(Number(process.exitCode ?? 0)));

@@ -50,7 +50,10 @@ it('sends auth_expired and disconnects when the token runs out; refresh_token ex
   expect(expiredEvent).toBe(false);
   expect(await refreshed.command('subscribe', { stream: 'bot:after-refresh' })).toMatchObject({ ok: true });
 
-  expect(await refreshed.command('refresh_token', { token: await signToken({ sub: 'mallory' }) })).toMatchObject({ ok: false, error: { code: 'UNAUTHORIZED' } });
+  expect(await refreshed.command('refresh_token', { token: await signToken({ sub: 'mallory' }) })).toMatchObject({
+    ok: false,
+    error: { code: 'UNAUTHORIZED' },
+  });
   expect(await refreshed.command('refresh_token', { token: 'garbage' })).toMatchObject({ ok: false, error: { code: 'UNAUTHORIZED' } });
 });
 
@@ -80,7 +83,15 @@ it('tracks presence across pods: joined and left, and the presence command', asy
   await grace2.command('subscribe', { stream });
   await waitFor(() => changes.some((c) => c.joined?.includes('grace')), { message: 'grace joined' });
   const members = await watcher.command('presence', { stream });
-  expect(members).toEqual({ ok: true, result: { members: [{ userId: 'grace', connections: 2 }, { userId: 'watcher', connections: 1 }] } });
+  expect(members).toEqual({
+    ok: true,
+    result: {
+      members: [
+        { userId: 'grace', connections: 2 },
+        { userId: 'watcher', connections: 1 },
+      ],
+    },
+  });
 
   // Grace's first connection leaving is not her leaving; the second one is.
   grace1.close();
@@ -105,10 +116,7 @@ it('answers switch_session and resume_session with the session history', async (
   expect(history).toEqual({
     sessionId: chat.result.sessionId,
     botId: 'history-1',
-    messages: [
-      expect.objectContaining({ role: 'user', content: 'remember me' }),
-      expect.objectContaining({ role: 'assistant', content: 'Echo: remember me' }),
-    ],
+    messages: [expect.objectContaining({ role: 'user', content: 'remember me' }), expect.objectContaining({ role: 'assistant', content: 'Echo: remember me' })],
   });
 });
 
@@ -143,7 +151,14 @@ it('accepts inbound platform messages: published as platform_message and answere
 
 it('exposes Prometheus metrics for sockets, commands, deliveries and latency', async () => {
   const text = await (await fetch(`${system.gateways[0].url}/metrics`, { headers: { connection: 'close' } })).text();
-  for (const name of ['rtgw_sockets', 'rtgw_commands_total', 'rtgw_events_delivered_total', 'rtgw_publish_to_deliver_seconds_bucket', 'rtgw_redis_errors_total', 'rtgw_subscriptions']) {
+  for (const name of [
+    'rtgw_sockets',
+    'rtgw_commands_total',
+    'rtgw_events_delivered_total',
+    'rtgw_publish_to_deliver_seconds_bucket',
+    'rtgw_redis_errors_total',
+    'rtgw_subscriptions',
+  ]) {
     expect(text).toContain(name);
   }
   expect(text).toMatch(/rtgw_commands_total\{type="subscribe",outcome="ok"\} [1-9]/);

@@ -51,7 +51,14 @@ it('runs a DAG with a human gate to completion', async () => {
 
 it('pauses and resumes an execution', async () => {
   const nodes = ['a', 'b', 'c', 'd'].map((id) => ({ id, config: { durationMs: 150 } }));
-  const { executionId, store } = await start({ nodes, edges: [{ from: 'a', to: 'b' }, { from: 'b', to: 'c' }, { from: 'c', to: 'd' }] });
+  const { executionId, store } = await start({
+    nodes,
+    edges: [
+      { from: 'a', to: 'b' },
+      { from: 'b', to: 'c' },
+      { from: 'c', to: 'd' },
+    ],
+  });
   await client.command('pause_execution', { executionId });
   await waitFor(() => store.state.status === 'paused', { message: 'paused' });
   await expect(client.command('pause_execution', { executionId })).rejects.toMatchObject({ code: 'CONFLICT' });
@@ -63,7 +70,13 @@ it('pauses and resumes an execution', async () => {
 
 it('cancels an execution: running and remaining nodes end cancelled', async () => {
   const nodes = ['a', 'b', 'c'].map((id) => ({ id, config: { durationMs: 2_000 } }));
-  const { executionId, store } = await start({ nodes, edges: [{ from: 'a', to: 'b' }, { from: 'b', to: 'c' }] });
+  const { executionId, store } = await start({
+    nodes,
+    edges: [
+      { from: 'a', to: 'b' },
+      { from: 'b', to: 'c' },
+    ],
+  });
   await waitFor(() => store.state.nodes.find((n) => n.id === 'a')?.status === 'running', { message: 'a running' });
   await client.command('cancel_execution', { executionId });
   await waitFor(() => store.state.status === 'cancelled', { message: 'cancelled' });

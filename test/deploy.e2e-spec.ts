@@ -92,28 +92,123 @@ function durationMs(value: unknown): number {
 // typo that Docker Compose would reject, or worse, that an older version would ignore.
 const TOP_LEVEL_KEYS = ['services', 'volumes', 'networks', 'configs', 'secrets', 'name'];
 const SERVICE_KEYS = [
-  'annotations', 'attach', 'blkio_config', 'build', 'cap_add', 'cap_drop', 'cgroup', 'cgroup_parent', 'command',
-  'configs', 'container_name', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_quota', 'cpu_rt_period',
-  'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'depends_on', 'deploy', 'develop',
-  'device_cgroup_rules', 'devices', 'dns', 'dns_opt', 'dns_search', 'domainname', 'entrypoint', 'env_file',
-  'environment', 'expose', 'extends', 'external_links', 'extra_hosts', 'gpus', 'group_add', 'healthcheck',
-  'hostname', 'image', 'init', 'ipc', 'isolation', 'label_file', 'labels', 'links', 'logging', 'mac_address',
-  'mem_limit', 'mem_reservation', 'mem_swappiness', 'memswap_limit', 'network_mode', 'networks',
-  'oom_kill_disable', 'oom_score_adj', 'pid', 'pids_limit', 'platform', 'ports', 'post_start', 'pre_stop',
-  'privileged', 'profiles', 'pull_policy', 'read_only', 'restart', 'runtime', 'scale', 'secrets', 'security_opt',
-  'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal', 'storage_opt', 'sysctls', 'tmpfs', 'tty',
-  'ulimits', 'user', 'userns_mode', 'uts', 'volumes', 'volumes_from', 'working_dir',
+  'annotations',
+  'attach',
+  'blkio_config',
+  'build',
+  'cap_add',
+  'cap_drop',
+  'cgroup',
+  'cgroup_parent',
+  'command',
+  'configs',
+  'container_name',
+  'cpu_count',
+  'cpu_percent',
+  'cpu_period',
+  'cpu_quota',
+  'cpu_rt_period',
+  'cpu_rt_runtime',
+  'cpu_shares',
+  'cpus',
+  'cpuset',
+  'credential_spec',
+  'depends_on',
+  'deploy',
+  'develop',
+  'device_cgroup_rules',
+  'devices',
+  'dns',
+  'dns_opt',
+  'dns_search',
+  'domainname',
+  'entrypoint',
+  'env_file',
+  'environment',
+  'expose',
+  'extends',
+  'external_links',
+  'extra_hosts',
+  'gpus',
+  'group_add',
+  'healthcheck',
+  'hostname',
+  'image',
+  'init',
+  'ipc',
+  'isolation',
+  'label_file',
+  'labels',
+  'links',
+  'logging',
+  'mac_address',
+  'mem_limit',
+  'mem_reservation',
+  'mem_swappiness',
+  'memswap_limit',
+  'network_mode',
+  'networks',
+  'oom_kill_disable',
+  'oom_score_adj',
+  'pid',
+  'pids_limit',
+  'platform',
+  'ports',
+  'post_start',
+  'pre_stop',
+  'privileged',
+  'profiles',
+  'pull_policy',
+  'read_only',
+  'restart',
+  'runtime',
+  'scale',
+  'secrets',
+  'security_opt',
+  'shm_size',
+  'stdin_open',
+  'stop_grace_period',
+  'stop_signal',
+  'storage_opt',
+  'sysctls',
+  'tmpfs',
+  'tty',
+  'ulimits',
+  'user',
+  'userns_mode',
+  'uts',
+  'volumes',
+  'volumes_from',
+  'working_dir',
 ];
 const HEALTHCHECK_KEYS = ['test', 'interval', 'timeout', 'retries', 'start_period', 'start_interval', 'disable'];
 const DEPLOY_KEYS = ['mode', 'endpoint_mode', 'replicas', 'labels', 'rollback_config', 'update_config', 'resources', 'restart_policy', 'placement'];
 const DEPENDS_ON_KEYS = ['condition', 'restart', 'required'];
 const BUILD_KEYS = [
-  'context', 'dockerfile', 'dockerfile_inline', 'entitlements', 'args', 'ssh', 'labels', 'cache_from', 'cache_to',
-  'no_cache', 'additional_contexts', 'network', 'pull', 'target', 'shm_size', 'extra_hosts', 'isolation',
-  'privileged', 'secrets', 'tags', 'ulimits', 'platforms',
+  'context',
+  'dockerfile',
+  'dockerfile_inline',
+  'entitlements',
+  'args',
+  'ssh',
+  'labels',
+  'cache_from',
+  'cache_to',
+  'no_cache',
+  'additional_contexts',
+  'network',
+  'pull',
+  'target',
+  'shm_size',
+  'extra_hosts',
+  'isolation',
+  'privileged',
+  'secrets',
+  'tags',
+  'ulimits',
+  'platforms',
 ];
-const unknownKeys = (value: Dict, allowed: string[]): string[] =>
-  Object.keys(value).filter((key) => !key.startsWith('x-') && !allowed.includes(key));
+const unknownKeys = (value: Dict, allowed: string[]): string[] => Object.keys(value).filter((key) => !key.startsWith('x-') && !allowed.includes(key));
 
 // ---------------------------------------------------------------------------------------
 
@@ -138,7 +233,8 @@ describe('docker-compose.yml', () => {
     for (const [name, value] of Object.entries(services)) {
       const svc = dict(value, name);
       unknownKeys(svc, SERVICE_KEYS).forEach((key) => problems.push(`${name}.${key}`));
-      if (svc.healthcheck !== undefined) unknownKeys(dict(svc.healthcheck, 'healthcheck'), HEALTHCHECK_KEYS).forEach((k) => problems.push(`${name}.healthcheck.${k}`));
+      if (svc.healthcheck !== undefined)
+        unknownKeys(dict(svc.healthcheck, 'healthcheck'), HEALTHCHECK_KEYS).forEach((k) => problems.push(`${name}.healthcheck.${k}`));
       if (svc.deploy !== undefined) unknownKeys(dict(svc.deploy, 'deploy'), DEPLOY_KEYS).forEach((k) => problems.push(`${name}.deploy.${k}`));
       if (isDict(svc.build)) unknownKeys(svc.build, BUILD_KEYS).forEach((k) => problems.push(`${name}.build.${k}`));
       if (isDict(svc.depends_on)) {
@@ -390,7 +486,10 @@ describe('Dockerfile', () => {
   });
 
   it('runs as a non-root user and leaves healthchecks to compose', () => {
-    const user = runtime.instructions.filter((i) => i.keyword === 'USER').at(-1)?.args.split(':')[0];
+    const user = runtime.instructions
+      .filter((i) => i.keyword === 'USER')
+      .at(-1)
+      ?.args.split(':')[0];
     expect(user).toBeDefined();
     expect(['root', '0']).not.toContain(user);
     expect(runtime.instructions.some((i) => i.keyword === 'HEALTHCHECK')).toBe(false);
@@ -415,7 +514,12 @@ describe('Dockerfile', () => {
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'dist', '.git']));
     const sources = build.instructions
       .filter((i) => i.keyword === 'COPY' && !i.args.includes('--from='))
-      .flatMap((i) => i.args.split(/\s+/).filter((word) => !word.startsWith('--')).slice(0, -1));
+      .flatMap((i) =>
+        i.args
+          .split(/\s+/)
+          .filter((word) => !word.startsWith('--'))
+          .slice(0, -1),
+      );
     expect(sources.length).toBeGreaterThan(0);
     for (const source of sources) {
       expect({ source, exists: existsSync(join(ROOT, source)) }).toEqual({ source, exists: true });

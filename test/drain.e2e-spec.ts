@@ -49,7 +49,10 @@ it('drains a pod gracefully: clients move to the other pod with gapless stores',
   await waitFor(() => stores.every((s) => s.seq > 10), { message: 'events flowing' });
 
   const exit = draining.stop();
-  await waitFor(async () => (await fetch(`${draining.url}/readyz`, { headers: { connection: 'close' } }).catch(() => null))?.status === 503, { message: 'readiness red', intervalMs: 5 });
+  await waitFor(async () => (await fetch(`${draining.url}/readyz`, { headers: { connection: 'close' } }).catch(() => null))?.status === 503, {
+    message: 'readiness red',
+    intervalMs: 5,
+  });
   const refused = await new Promise<unknown>((resolve) => {
     const socket = io(draining.url, { auth: { token: 'irrelevant' }, transports: ['websocket'], reconnection: false, forceNew: true });
     socket.once('connect_error', (error: Error & { data?: unknown }) => {

@@ -88,7 +88,10 @@ describe('commands', () => {
     });
     expect(await raw({ v: 1, id: 'has space', type: 'subscribe', payload: {}, extra: 1 })).toMatchObject({
       ok: false,
-      error: { code: 'VALIDATION_FAILED', details: expect.arrayContaining([expect.objectContaining({ field: 'extra' }), expect.objectContaining({ field: 'id' })]) },
+      error: {
+        code: 'VALIDATION_FAILED',
+        details: expect.arrayContaining([expect.objectContaining({ field: 'extra' }), expect.objectContaining({ field: 'id' })]),
+      },
     });
     expect(await s.command('teleport', {})).toMatchObject({ ok: false, error: { code: 'UNKNOWN_COMMAND' } });
     // An event that is not `command`, with an ack: UNKNOWN_COMMAND too.
@@ -101,12 +104,20 @@ describe('commands', () => {
     expect(ack.ok).toBe(false);
     if (ack.ok) return;
     expect(ack.error.code).toBe('VALIDATION_FAILED');
-    expect(ack.error.details?.map((d) => `${d.field}:${d.constraint}`).sort()).toEqual(['botId:matches', 'colour:whitelistValidation', 'content:isString', 'content:minLength']);
+    expect(ack.error.details?.map((d) => `${d.field}:${d.constraint}`).sort()).toEqual([
+      'botId:matches',
+      'colour:whitelistValidation',
+      'content:isString',
+      'content:minLength',
+    ]);
   });
 
   it.each(['room:1', 'bot:', 'bot:a/b', `bot:${'x'.repeat(129)}`])('refuses the stream name %s', async (stream) => {
     const s = await connect();
-    expect(await s.command('subscribe', { stream })).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED', details: [expect.objectContaining({ field: 'stream' })] } });
+    expect(await s.command('subscribe', { stream })).toMatchObject({
+      ok: false,
+      error: { code: 'VALIDATION_FAILED', details: [expect.objectContaining({ field: 'stream' })] },
+    });
   });
 
   it('refuses what the token does not cover with FORBIDDEN', async () => {
@@ -137,7 +148,15 @@ describe('commands', () => {
 
   it('validates DAG structure: cycles and dangling edges are VALIDATION_FAILED', async () => {
     const s = await connect();
-    const ack = await s.command('start_execution', { dag: { nodes: [{ id: 'a' }, { id: 'b' }], edges: [{ from: 'a', to: 'b' }, { from: 'b', to: 'a' }] } });
+    const ack = await s.command('start_execution', {
+      dag: {
+        nodes: [{ id: 'a' }, { id: 'b' }],
+        edges: [
+          { from: 'a', to: 'b' },
+          { from: 'b', to: 'a' },
+        ],
+      },
+    });
     expect(ack).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED', details: [{ constraint: 'acyclic' }] } });
   });
 
@@ -166,7 +185,10 @@ describe('limits', () => {
     const s = await connect();
     const big = 'x'.repeat(MAX_PAYLOAD);
     expect(await s.command('chat', { botId: 'b1', content: big })).toMatchObject({ ok: false, error: { code: 'PAYLOAD_TOO_LARGE' } });
-    expect(await s.command('chat', { botId: 'b1', content: 'x'.repeat(MAX_PAYLOAD * 2 - 200) })).toMatchObject({ ok: false, error: { code: 'PAYLOAD_TOO_LARGE' } });
+    expect(await s.command('chat', { botId: 'b1', content: 'x'.repeat(MAX_PAYLOAD * 2 - 200) })).toMatchObject({
+      ok: false,
+      error: { code: 'PAYLOAD_TOO_LARGE' },
+    });
     expect(s.socket.connected).toBe(true);
     expect(await s.command('subscribe', { stream: 'bot:still-fine' })).toMatchObject({ ok: true });
 
@@ -186,7 +208,8 @@ describe('limits', () => {
 
     const flooder = await connect();
     const closed = new Promise<string>((resolve) => flooder.socket.once('disconnect', resolve));
-    for (let i = 0; i < 120; i++) loose(flooder.socket).emit('command', { v: 1, id: `f${i}`, type: 'presence', payload: { stream: 'bot:b1' } }, () => undefined);
+    for (let i = 0; i < 120; i++)
+      loose(flooder.socket).emit('command', { v: 1, id: `f${i}`, type: 'presence', payload: { stream: 'bot:b1' } }, () => undefined);
     expect(await closed).toBe('io server disconnect');
     expect(s.socket.connected).toBe(true);
   });
@@ -210,7 +233,13 @@ describe('the backplane', () => {
     };
     const before = await metric();
     const channel = streamChannel(BYSTANDER_STREAM);
-    for (const message of ['not json', '{"kind":"event","envelope":{"v":1,"except":{}}}', '{"kind":"presence","change":{"stream":"bot:other"}}', '[]', 'null']) {
+    for (const message of [
+      'not json',
+      '{"kind":"event","envelope":{"v":1,"except":{}}}',
+      '{"kind":"presence","change":{"stream":"bot:other"}}',
+      '[]',
+      'null',
+    ]) {
       await system.client.spublish(channel, message);
     }
     await waitFor(async () => (await metric()) === before + 5, { message: 'five invalid messages counted' });

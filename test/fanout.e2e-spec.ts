@@ -56,7 +56,15 @@ describe('the realtime path', () => {
     expect(reply).toBe('Echo: hello from pod one');
 
     const history = await b.command<{ messages: Array<{ role: string; content: string }> }>('switch_session', { sessionId: ack.result.sessionId });
-    expect(history).toMatchObject({ ok: true, result: { messages: [{ role: 'user', content: 'hello from pod one' }, { role: 'assistant', content: reply }] } });
+    expect(history).toMatchObject({
+      ok: true,
+      result: {
+        messages: [
+          { role: 'user', content: 'hello from pod one' },
+          { role: 'assistant', content: reply },
+        ],
+      },
+    });
   });
 
   it('cancels a running run: it ends with exactly one done {status: cancelled}', async () => {
@@ -87,7 +95,11 @@ describe('the realtime path', () => {
     await Promise.all([
       ...direct.map((publisher, p) => Promise.all(range(1, perPublisher).map((i) => publisher.publish(stream, draft(p * 1000 + i))))),
       ...[0, 1].map((pod) =>
-        Promise.all(range(1, perPublisher).map((i) => publishHttp(system.gateways[pod].url, stream, draft(5000 + pod * 1000 + i)).then((r) => expect(r.status).toBe(201)))),
+        Promise.all(
+          range(1, perPublisher).map((i) =>
+            publishHttp(system.gateways[pod].url, stream, draft(5000 + pod * 1000 + i)).then((r) => expect(r.status).toBe(201)),
+          ),
+        ),
       ),
     ]);
     const total = 4 * perPublisher;

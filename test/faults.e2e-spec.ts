@@ -54,7 +54,7 @@ it('a pod dies: its clients resubscribe on the other pod with sinceSeq and miss 
     expect(ack).toMatchObject({ ok: true, result: { replayed: expect.any(Number) } });
     histories.push(history);
   }
-  await waitFor(() => histories.every((h) => h.length > 0 && (h.at(-1) as Envelope).seq > (h[0].seq + 60)), { message: 'events flowing on the other pod' });
+  await waitFor(() => histories.every((h) => h.length > 0 && (h.at(-1) as Envelope).seq > h[0].seq + 60), { message: 'events flowing on the other pod' });
   publishing = false;
   await storm;
   const total = next - 1;
@@ -74,7 +74,10 @@ it('Redis restarts under a running system: readiness is red while it is down, an
   await system.redis.stop?.();
   await waitFor(async () => (await Promise.all(system.gateways.map((g) => readyStatus(g.url)))).every((s) => s === 503), { message: 'gateways not ready' });
   await waitFor(async () => (await readyStatus(system.workers[0].url)) === 503, { message: 'worker not ready' });
-  expect(await a.command('chat', { botId: 'redis-restart', content: 'while down' })).toMatchObject({ ok: false, error: { code: 'UNAVAILABLE', retryAfterMs: expect.any(Number) } });
+  expect(await a.command('chat', { botId: 'redis-restart', content: 'while down' })).toMatchObject({
+    ok: false,
+    error: { code: 'UNAVAILABLE', retryAfterMs: expect.any(Number) },
+  });
 
   await system.redis.start?.();
   await waitFor(async () => (await Promise.all([...system.gateways, ...system.workers].map((p) => readyStatus(p.url)))).every((s) => s === 200), {
@@ -83,7 +86,10 @@ it('Redis restarts under a running system: readiness is red while it is down, an
   });
   const before = a.events.length;
   expect(await a.command('chat', { botId: 'redis-restart', content: 'after' })).toMatchObject({ ok: true });
-  await waitFor(() => [a, b].every((s) => s.events.filter((e) => e.type === 'done').length === 2), { message: 'second run done on both pods', timeoutMs: 20_000 });
+  await waitFor(() => [a, b].every((s) => s.events.filter((e) => e.type === 'done').length === 2), {
+    message: 'second run done on both pods',
+    timeoutMs: 20_000,
+  });
   // History survived (AOF): the stream went on from where it was, on both pods.
   for (const s of [a, b]) expect(seqsOf(s.events, stream)).toEqual(range(1, s.events.length));
   expect(a.events.length).toBeGreaterThan(before);
@@ -123,7 +129,13 @@ it('the SDK rides through a pod kill and a Redis restart with a gapless store', 
 
   expect(seen).toEqual(range(1, 90));
   expect(store.duplicatesDropped).toBeGreaterThanOrEqual(0);
-  expect(store.state).toEqual(foldEvents('bot', initialState('bot'), log.map(({ draft, published }) => ({ ...draft, ts: published.ts }))));
+  expect(store.state).toEqual(
+    foldEvents(
+      'bot',
+      initialState('bot'),
+      log.map(({ draft, published }) => ({ ...draft, ts: published.ts })),
+    ),
+  );
   // Commands work after all that, and presence lost the dead pod's connection within the
   // bound (three missed beats of 500 ms).
   await waitFor(async () => JSON.stringify(await client.command('presence', { stream })) === JSON.stringify({ members: [{ userId: 'sdk', connections: 1 }] }), {

@@ -80,9 +80,7 @@ it('gives every late joiner a snapshot equal to the fold of 1..S, then exactly S
     sockets.push(socket);
     const earlier = subscribers.find((s) => s.socket.events.length > 0 && n % 3 === 2);
     const resumeFrom = earlier?.socket.events.at(-1);
-    const payload = resumeFrom
-      ? { stream, sinceSeq: resumeFrom.seq, epoch: resumeFrom.epoch, lastId: resumeFrom.id }
-      : { stream };
+    const payload = resumeFrom ? { stream, sinceSeq: resumeFrom.seq, epoch: resumeFrom.epoch, lastId: resumeFrom.id } : { stream };
     const ack = await socket.command<{ seq: number; snapshot?: BotState; replayed: number }>('subscribe', payload);
     if (!ack.ok) throw new Error(JSON.stringify(ack.error));
     subscribers.push({ socket, seq: ack.result.seq, snapshot: ack.result.snapshot, replayed: ack.result.replayed, sinceSeq: resumeFrom?.seq });
@@ -91,7 +89,10 @@ it('gives every late joiner a snapshot equal to the fold of 1..S, then exactly S
   const total = perPublisher * 4;
   expect(log.size).toBe(total);
 
-  await waitFor(() => subscribers.every((s) => s.socket.events.at(-1)?.seq === total), { message: 'every subscriber reached the last event', timeoutMs: 20_000 });
+  await waitFor(() => subscribers.every((s) => s.socket.events.at(-1)?.seq === total), {
+    message: 'every subscriber reached the last event',
+    timeoutMs: 20_000,
+  });
 
   const snapshots = subscribers.filter((s) => s.snapshot);
   const replays = subscribers.filter((s) => !s.snapshot);
@@ -100,7 +101,11 @@ it('gives every late joiner a snapshot equal to the fold of 1..S, then exactly S
   expect(new Set(snapshots.map((s) => s.seq)).size).toBeGreaterThan(5);
 
   const foldUpTo = (seq: number) =>
-    foldEvents('bot', initialState('bot'), range(1, seq).map((n) => ({ ...(log.get(n) as { draft: BotEvent }).draft, ts: (log.get(n) as { published: PublishedEvent }).published.ts })));
+    foldEvents(
+      'bot',
+      initialState('bot'),
+      range(1, seq).map((n) => ({ ...(log.get(n) as { draft: BotEvent }).draft, ts: (log.get(n) as { published: PublishedEvent }).published.ts })),
+    );
 
   for (const s of snapshots) {
     expect(s.snapshot).toEqual(foldUpTo(s.seq));

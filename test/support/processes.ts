@@ -56,10 +56,12 @@ export class AppProcess {
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => child.once('exit', (code) => {
-      if (this.child === child) this.child = null;
-      resolve(code);
-    }));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        if (this.child === child) this.child = null;
+        resolve(code);
+      }),
+    );
     await waitFor(
       async () => {
         if (!this.child) throw new Error(`${this.kind} exited during start:\n${this.output.slice(-4000)}`);

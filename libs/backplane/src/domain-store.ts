@@ -71,7 +71,11 @@ export class DomainStore {
     const key = domainKeys.session(sessionId);
     const created = await this.redis.hsetnx(key, 'botId', session.botId);
     if (created === 1) {
-      await this.redis.multi().hset(key, { ...session }).expire(key, TTL.session).exec();
+      await this.redis
+        .multi()
+        .hset(key, { ...session })
+        .expire(key, TTL.session)
+        .exec();
     }
     return created === 1;
   }
@@ -105,7 +109,11 @@ export class DomainStore {
 
   async createDecision(kind: 'approval' | 'plan', id: string, record: Omit<PendingDecisionRecord, 'status'>): Promise<void> {
     const key = kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id);
-    await this.redis.multi().hset(key, { ...record, status: 'pending' }).expire(key, TTL.decision).exec();
+    await this.redis
+      .multi()
+      .hset(key, { ...record, status: 'pending' })
+      .expire(key, TTL.decision)
+      .exec();
   }
 
   async getDecision(kind: 'approval' | 'plan', id: string): Promise<PendingDecisionRecord | null> {

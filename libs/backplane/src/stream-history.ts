@@ -1,15 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type Envelope,
-  ErrorCode,
-  foldEvents,
-  initialState,
-  isEnvelope,
-  parseStream,
-  ProtocolError,
-  type StreamName,
-  type StreamState,
-} from '@app/protocol';
+import { type Envelope, ErrorCode, foldEvents, initialState, isEnvelope, parseStream, ProtocolError, type StreamName, type StreamState } from '@app/protocol';
 import { streamKeys } from './keys';
 import type { RetentionPolicy } from './retention';
 import { type RedisClient, runScript } from './scripts';
@@ -92,9 +82,7 @@ export class StreamHistory {
 
   /** Events `fromSeq..toSeq` still in history (fewer when trimmed), for a pod filling a gap. */
   async range(stream: StreamName, fromSeq: number, toSeq: number): Promise<Envelope[]> {
-    const entries = (await this.redis.xrange(streamKeys(stream).history, `${fromSeq}-0`, `${toSeq}-0`)) as Array<
-      [string, string[]]
-    >;
+    const entries = (await this.redis.xrange(streamKeys(stream).history, `${fromSeq}-0`, `${toSeq}-0`)) as Array<[string, string[]]>;
     return entries.map(([, fields]) => decodeStored(stream, fields[5]));
   }
 

@@ -37,12 +37,13 @@ describe('StreamPublisher', () => {
     const publishers = Array.from({ length: 4 }, (_, i) => new StreamPublisher(connect(`publisher-${i}`), DEFAULT_RETENTION));
     const perPublisher = 150;
     const results = await Promise.all(
-      publishers.map((publisher, p) =>
-        Promise.all(Array.from({ length: perPublisher }, (_, i) => publisher.publish(stream, thinking(p * 1000 + i)))),
-      ),
+      publishers.map((publisher, p) => Promise.all(Array.from({ length: perPublisher }, (_, i) => publisher.publish(stream, thinking(p * 1000 + i))))),
     );
     const total = publishers.length * perPublisher;
-    const assigned = results.flat().map((r) => r.seq).sort((a, b) => a - b);
+    const assigned = results
+      .flat()
+      .map((r) => r.seq)
+      .sort((a, b) => a - b);
     expect(assigned).toEqual(Array.from({ length: total }, (_, i) => i + 1));
 
     await waitFor(() => received.length === total, { message: `${total} channel messages` });
@@ -95,10 +96,13 @@ describe('StreamPublisher', () => {
     const history = new StreamHistory(connect(), retention);
     const drafts: BotEvent[] = [
       { type: 'run_started', payload: { sessionId: 's', runId: 'r', model: 'm' } },
-      ...Array.from({ length: 99 }, (_, i): BotEvent => ({
-        type: 'message',
-        payload: { sessionId: 's', runId: 'r', messageId: 'm', role: 'assistant', content: `${i},`, delta: true },
-      })),
+      ...Array.from(
+        { length: 99 },
+        (_, i): BotEvent => ({
+          type: 'message',
+          payload: { sessionId: 's', runId: 'r', messageId: 'm', role: 'assistant', content: `${i},`, delta: true },
+        }),
+      ),
     ];
     const published: PublishedEvent[] = [];
     for (const draft of drafts) published.push(await publisher.publish(stream, draft));
@@ -110,7 +114,11 @@ describe('StreamPublisher', () => {
     expect(kept.at(-1)?.seq).toBe(100);
 
     const snapshot = await history.catchUp(stream);
-    const expected = foldEvents('bot', initialState('bot'), drafts.map((d, i) => ({ ...d, ts: published[i].ts })));
+    const expected = foldEvents(
+      'bot',
+      initialState('bot'),
+      drafts.map((d, i) => ({ ...d, ts: published[i].ts })),
+    );
     expect(snapshot).toMatchObject({ mode: 'snapshot', seq: 100, state: expected });
   });
 

@@ -51,13 +51,7 @@ export class StreamPublisher {
     const reply = (await runScript(
       this.redis,
       'rtPublishV1',
-      [
-        keys.meta,
-        keys.history,
-        keys.checkpoint,
-        keys.compactLock,
-        publishIdempotencyKey(stream, options.idempotencyKey ?? '-'),
-      ],
+      [keys.meta, keys.history, keys.checkpoint, keys.compactLock, publishIdempotencyKey(stream, options.idempotencyKey ?? '-')],
       [
         stream,
         streamChannel(stream),

@@ -141,7 +141,11 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
   async subscribe(stream: StreamName): Promise<unknown> {
     let store = this.stores.get(stream);
     if (!store) {
-      store = new StreamStore(stream, (s, reason) => this.resubscribe(s, reason), (envelope) => this.dispatchEvent(envelope));
+      store = new StreamStore(
+        stream,
+        (s, reason) => this.resubscribe(s, reason),
+        (envelope) => this.dispatchEvent(envelope),
+      );
       this.stores.set(stream, store);
       if (this.status === 'connected') this.sendSubscribe(store);
     }
@@ -283,14 +287,17 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
       const expiresAt = tokenExpiry(token);
       if (expiresAt === null) return;
       const wait = Math.max(0, expiresAt - Date.now() - 60_000);
-      this.refreshTimer = setTimeout(async () => {
-        try {
-          await this.command('refresh_token', { token: await resolveToken(this.options.token) });
-          this.scheduleTokenRefresh();
-        } catch {
-          // The server will send auth_expired; the reconnect then fetches a fresh token.
-        }
-      }, Math.min(wait, 2 ** 31 - 1));
+      this.refreshTimer = setTimeout(
+        async () => {
+          try {
+            await this.command('refresh_token', { token: await resolveToken(this.options.token) });
+            this.scheduleTokenRefresh();
+          } catch {
+            // The server will send auth_expired; the reconnect then fetches a fresh token.
+          }
+        },
+        Math.min(wait, 2 ** 31 - 1),
+      );
     });
   }
 

@@ -17,7 +17,13 @@ function liveStore(): { store: StreamStore<'bot'>; resyncs: ResyncReason[] } {
   const resyncs: ResyncReason[] = [];
   const store = new StreamStore<'bot'>(stream, (_s, reason) => resyncs.push(reason));
   store.beginSubscribe();
-  store.applySubscribeResult({ stream, epoch: 'e1', seq: 2, replayed: 0, snapshot: { activeRuns: {}, pendingApprovals: {}, pendingPlans: {}, sessions: [], recentRuns: [], recentErrors: [] } });
+  store.applySubscribeResult({
+    stream,
+    epoch: 'e1',
+    seq: 2,
+    replayed: 0,
+    snapshot: { activeRuns: {}, pendingApprovals: {}, pendingPlans: {}, sessions: [], recentRuns: [], recentErrors: [] },
+  });
   return { store, resyncs };
 }
 
@@ -53,7 +59,13 @@ describe('StreamStore', () => {
     store.receive(event(6));
     store.receive(event(5));
     store.receive(event(4));
-    store.applySubscribeResult({ stream, epoch: 'e1', seq: 4, replayed: 0, snapshot: { activeRuns: {}, pendingApprovals: {}, pendingPlans: {}, sessions: [], recentRuns: [], recentErrors: [] } });
+    store.applySubscribeResult({
+      stream,
+      epoch: 'e1',
+      seq: 4,
+      replayed: 0,
+      snapshot: { activeRuns: {}, pendingApprovals: {}, pendingPlans: {}, sessions: [], recentRuns: [], recentErrors: [] },
+    });
     expect(store.seq).toBe(6);
     expect(store.state.sessions.map((s) => s.sessionId)).toEqual(['s5', 's6']);
   });

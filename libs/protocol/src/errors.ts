@@ -63,9 +63,4 @@ export class ProtocolError extends Error {
 }
 
 /** Codes a client may retry with the same command id: nothing was decided on the server. */
-export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set([
-  ErrorCode.RATE_LIMITED,
-  ErrorCode.UNAVAILABLE,
-  ErrorCode.TIMEOUT,
-  ErrorCode.INTERNAL,
-]);
+export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set([ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT, ErrorCode.INTERNAL]);

@@ -8,11 +8,7 @@ describe('validateEventDraft', () => {
 
   it('names each bad field of a contract event', () => {
     const violations = validateEventDraft('dag', 'node_state', { nodeId: 'n 1', status: 'sleeping', metrics: { ms: 'x' } });
-    expect(violations.map((v) => `${v.field}:${v.constraint}`)).toEqual([
-      'payload.nodeId:matches',
-      'payload.status:isIn',
-      'payload.metrics.ms:isNumber',
-    ]);
+    expect(violations.map((v) => `${v.field}:${v.constraint}`)).toEqual(['payload.nodeId:matches', 'payload.status:isIn', 'payload.metrics.ms:isNumber']);
     expect(validateEventDraft('dag', 'dag_mutated', { mutation: { addEdges: [{ from: 'a' }] } }).map((v) => v.field)).toEqual([
       'payload.mutation.addEdges.0.to',
     ]);

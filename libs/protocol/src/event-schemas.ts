@@ -18,8 +18,7 @@ type Shape<T> = { [K in keyof T]-?: Field };
 
 const field = (check: Check): Field => ({ check, optional: false });
 const optional = (f: Field): Field => ({ ...f, optional: true });
-const fail = (out: FieldViolation[], field: string, constraint: string, message: string) =>
-  out.push({ field, constraint, message: `${field} ${message}` });
+const fail = (out: FieldViolation[], field: string, constraint: string, message: string) => out.push({ field, constraint, message: `${field} ${message}` });
 
 const str = field((v, f, out) => typeof v !== 'string' && fail(out, f, 'isString', 'must be a string'));
 const id = field((v, f, out) => !(typeof v === 'string' && ID_PATTERN.test(v)) && fail(out, f, 'matches', 'must match [A-Za-z0-9_.-]{1,128}'));
@@ -27,8 +26,7 @@ const bool = field((v, f, out) => typeof v !== 'boolean' && fail(out, f, 'isBool
 const num = field((v, f, out) => !(typeof v === 'number' && Number.isFinite(v)) && fail(out, f, 'isNumber', 'must be a finite number'));
 const nonNegative = field((v, f, out) => !(typeof v === 'number' && Number.isFinite(v) && v >= 0) && fail(out, f, 'min', 'must be a number >= 0'));
 const any = field(() => undefined);
-const oneOf = (...values: string[]) =>
-  field((v, f, out) => !values.includes(v as string) && fail(out, f, 'isIn', `must be one of ${values.join(', ')}`));
+const oneOf = (...values: string[]) => field((v, f, out) => !values.includes(v as string) && fail(out, f, 'isIn', `must be one of ${values.join(', ')}`));
 const arrayOf = (item: Field) =>
   field((v, f, out) => {
     if (!Array.isArray(v)) return fail(out, f, 'isArray', 'must be an array');

@@ -46,7 +46,5 @@ export function dagStream(executionId: string): StreamName {
 export function scopeAllows(scopes: readonly string[], stream: StreamName): boolean {
   const parsed = parseStream(stream);
   if (!parsed) return false;
-  return scopes.some(
-    (scope) => scope === 'admin' || scope === stream || scope === `${parsed.kind}:*`,
-  );
+  return scopes.some((scope) => scope === 'admin' || scope === stream || scope === `${parsed.kind}:*`);
 }

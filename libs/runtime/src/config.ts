@@ -34,8 +34,7 @@ function describe(error: ValidationError, env: Record<string, unknown>): string[
 }
 
 /** `@Transform` helpers for env DTOs: environment values are always strings. */
-export const toInt = ({ value }: { value: unknown }): unknown =>
-  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+export const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value);
 
 export const toBool = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') return value;

@@ -91,16 +91,25 @@ export class RedisServerProcess {
 
   private launch(): Promise<void> {
     const args = [
-      '--port', String(this.port),
-      '--bind', '127.0.0.1',
-      '--dir', this.dir,
-      '--save', '',
-      '--appendonly', this.options.persistent ? 'yes' : 'no',
-      '--appendfsync', 'always',
-      '--daemonize', 'no',
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--save',
+      '',
+      '--appendonly',
+      this.options.persistent ? 'yes' : 'no',
+      '--appendfsync',
+      'always',
+      '--daemonize',
+      'no',
       // The ready line is logged at `notice`.
-      '--loglevel', 'notice',
-      '--logfile', '',
+      '--loglevel',
+      'notice',
+      '--logfile',
+      '',
       ...this.options.args,
     ];
     const child = spawn(this.options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: this.options.detached });

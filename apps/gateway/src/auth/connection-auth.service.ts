@@ -37,8 +37,7 @@ export class ConnectionAuth {
           socket.data.limiter = new RateLimiter(this.config.limits.commandsPerSecond);
           next();
         },
-        (error: unknown) =>
-          next(handshakeError('UNAUTHORIZED', error instanceof ProtocolError ? error.message : 'invalid token')),
+        (error: unknown) => next(handshakeError('UNAUTHORIZED', error instanceof ProtocolError ? error.message : 'invalid token')),
       );
     };
   }
@@ -47,11 +46,14 @@ export class ConnectionAuth {
   armExpiry(socket: GatewaySocket): void {
     clearTimeout(socket.data.expiryTimer);
     const left = socket.data.auth.expiresAt - Date.now();
-    socket.data.expiryTimer = setTimeout(() => {
-      if (socket.data.auth.expiresAt > Date.now()) return this.armExpiry(socket);
-      socket.emit('auth_expired', { message: 'token expired' });
-      socket.disconnect(true);
-    }, Math.min(Math.max(left, 0), MAX_TIMER_MS));
+    socket.data.expiryTimer = setTimeout(
+      () => {
+        if (socket.data.auth.expiresAt > Date.now()) return this.armExpiry(socket);
+        socket.emit('auth_expired', { message: 'token expired' });
+        socket.disconnect(true);
+      },
+      Math.min(Math.max(left, 0), MAX_TIMER_MS),
+    );
   }
 
   disarm(socket: GatewaySocket): void {

@@ -1,14 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import {
-  type Ack,
-  COMMAND_ID_PATTERN,
-  type CommandType,
-  type ErrorBody,
-  ErrorCode,
-  isCommandType,
-  PROTOCOL_VERSION,
-  ProtocolError,
-} from '@app/protocol';
+import { type Ack, COMMAND_ID_PATTERN, type CommandType, type ErrorBody, ErrorCode, isCommandType, PROTOCOL_VERSION, ProtocolError } from '@app/protocol';
 import { validateCommandPayload } from '@app/protocol/dto';
 import { isRedisUnavailable } from '@app/runtime';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
@@ -145,7 +136,10 @@ export class CommandDispatcher {
   private timeout(commandId: string): Promise<Ack> {
     return new Promise((resolve) => {
       const timer = setTimeout(
-        () => resolve(failure(new ProtocolError(ErrorCode.TIMEOUT, `command ${commandId} took longer than ${this.config.limits.commandTimeoutMs} ms`, undefined, 1000))),
+        () =>
+          resolve(
+            failure(new ProtocolError(ErrorCode.TIMEOUT, `command ${commandId} took longer than ${this.config.limits.commandTimeoutMs} ms`, undefined, 1000)),
+          ),
         this.config.limits.commandTimeoutMs,
       );
       timer.unref();

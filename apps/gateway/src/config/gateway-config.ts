@@ -37,7 +37,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     port: e.PORT,
     host: e.HOST,
     redisUrl: e.REDIS_URL,
-    serverId: e.SERVER_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${process.pid}`,
+    serverId:
+      e.SERVER_ID ??
+      `${hostname()
+        .replace(/[^A-Za-z0-9_.-]/g, '-')
+        .slice(0, 40)}-${process.pid}`,
     jwt: {
       secret: e.JWT_SECRET,
       publicKeyFile: e.JWT_PUBLIC_KEY_FILE,

@@ -11,82 +11,130 @@ import { toInt, toList } from '@app/runtime';
  */
 export class GatewayEnv extends BackplaneEnv {
   /** HTTP and Socket.IO port. */
-  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   PORT = 3000;
 
   @IsString()
   HOST = '0.0.0.0';
 
   /** Names this pod in `hello.serverId`, logs and presence. Default: host name + pid. */
-  @IsOptional() @Matches(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'SERVER_ID must match [A-Za-z0-9_.-]{1,64}' })
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'SERVER_ID must match [A-Za-z0-9_.-]{1,64}' })
   SERVER_ID?: string;
 
   /** HS256 shared secret. Required unless a public key or JWKS file is given. */
   @ValidateIf((env: GatewayEnv) => !env.JWT_PUBLIC_KEY_FILE && !env.JWT_JWKS_FILE)
-  @IsString() @MinLength(16, { message: 'JWT_SECRET must be at least 16 characters (or set JWT_PUBLIC_KEY_FILE / JWT_JWKS_FILE)' })
+  @IsString()
+  @MinLength(16, { message: 'JWT_SECRET must be at least 16 characters (or set JWT_PUBLIC_KEY_FILE / JWT_JWKS_FILE)' })
   JWT_SECRET?: string;
 
   /** PEM public key (SPKI) for RS256/ES256 tokens. */
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   JWT_PUBLIC_KEY_FILE?: string;
 
   /** JSON Web Key Set file for RS256/ES256 tokens (keys picked by `kid`). */
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   JWT_JWKS_FILE?: string;
 
-  @Transform(toList) @IsArray() @IsIn(['HS256', 'RS256', 'ES256'], { each: true })
+  @Transform(toList)
+  @IsArray()
+  @IsIn(['HS256', 'RS256', 'ES256'], { each: true })
   JWT_ALGORITHMS: string[] = ['HS256', 'RS256', 'ES256'];
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   JWT_ISSUER?: string;
 
-  @IsOptional() @IsString()
+  @IsOptional()
+  @IsString()
   JWT_AUDIENCE?: string;
 
   /** Keys accepted by the HTTP publish API (`Authorization: Bearer <key>`), comma-separated. */
-  @Transform(toList) @IsArray() @IsString({ each: true }) @MinLength(16, { each: true, message: 'each of API_KEYS must be at least 16 characters' })
+  @Transform(toList)
+  @IsArray()
+  @IsString({ each: true })
+  @MinLength(16, { each: true, message: 'each of API_KEYS must be at least 16 characters' })
   API_KEYS: string[] = [];
 
   /** Allowed browser origins for Socket.IO and HTTP (comma-separated, `*` for any). */
-  @Transform(toList) @IsArray() @IsString({ each: true })
+  @Transform(toList)
+  @IsArray()
+  @IsString({ each: true })
   CORS_ORIGINS: string[] = ['*'];
 
   /** `websocket` needs no sticky sessions; `polling` does (see README). */
-  @Transform(toList) @IsArray() @IsIn(['websocket', 'polling'], { each: true })
+  @Transform(toList)
+  @IsArray()
+  @IsIn(['websocket', 'polling'], { each: true })
   TRANSPORTS: string[] = ['websocket', 'polling'];
 
-  @Transform(toInt) @IsInt() @Min(1024) @Max(16 * 1024 * 1024)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1024)
+  @Max(16 * 1024 * 1024)
   MAX_PAYLOAD_BYTES = 64 * 1024;
 
-  @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
   COMMANDS_PER_SECOND = 20;
 
   /** Streams one connection may subscribe to at once. */
-  @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
   MAX_SUBSCRIPTIONS_PER_SOCKET = 200;
 
   /** Socket.IO ping interval, announced as `hello.heartbeatMs`. */
-  @Transform(toInt) @IsInt() @Min(1000) @Max(300_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  @Max(300_000)
   HEARTBEAT_MS = 25_000;
 
   /** A command whose work has not answered by then is acked `TIMEOUT`. */
-  @Transform(toInt) @IsInt() @Min(100) @Max(120_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(120_000)
   COMMAND_TIMEOUT_MS = 10_000;
 
   /** How long a command's first result is kept for retries with the same id. */
-  @Transform(toInt) @IsInt() @Min(60) @Max(30 * 24 * 3600)
+  @Transform(toInt)
+  @IsInt()
+  @Min(60)
+  @Max(30 * 24 * 3600)
   IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 
-  @Transform(toInt) @IsInt() @Min(100) @Max(60_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(60_000)
   PRESENCE_BEAT_MS = 5_000;
 
   /** On SIGTERM: sockets let go per batch, the pause between batches, and the deadline. */
-  @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
   DRAIN_BATCH_SIZE = 500;
 
-  @Transform(toInt) @IsInt() @Min(0) @Max(60_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(60_000)
   DRAIN_BATCH_INTERVAL_MS = 100;
 
-  @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(600_000)
   DRAIN_TIMEOUT_MS = 30_000;
 }

@@ -61,13 +61,23 @@ export class BotCommands {
     requireScope(auth, run.botId);
     if (FINISHED_RUN.has(run.status)) throw new ProtocolError(ErrorCode.CONFLICT, `run ${p.runId} already finished (${run.status})`);
     await this.store.requestCancel(p.runId);
-    await this.control.add('cancel', { kind: 'cancel', runId: p.runId, botId: run.botId, userId: auth.userId }, { jobId: derivedId('cancel', auth.userId, commandId) });
+    await this.control.add(
+      'cancel',
+      { kind: 'cancel', runId: p.runId, botId: run.botId, userId: auth.userId },
+      { jobId: derivedId('cancel', auth.userId, commandId) },
+    );
     return {};
   }
 
   async approval({ auth, commandId }: CommandIdentity, p: CommandPayload<'approval'>): Promise<CommandResult<'approval'>> {
     await this.requirePending('approval', p.approvalId, auth);
-    const job: AgentControlJob = { kind: 'approval', approvalId: p.approvalId, approved: p.approved, userId: auth.userId, ...(p.note !== undefined ? { note: p.note } : {}) };
+    const job: AgentControlJob = {
+      kind: 'approval',
+      approvalId: p.approvalId,
+      approved: p.approved,
+      userId: auth.userId,
+      ...(p.note !== undefined ? { note: p.note } : {}),
+    };
     await this.control.add('approval', job, { jobId: derivedId('approval', auth.userId, commandId) });
     return {};
   }

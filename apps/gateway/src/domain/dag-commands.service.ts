@@ -40,7 +40,8 @@ export class DagCommands {
 
   async steer({ auth, commandId }: CommandIdentity, kind: ControlKind, executionId: string): Promise<Record<string, never>> {
     const execution = await this.requireExecution(auth, executionId);
-    if (kind === 'pause' && execution.status !== 'running') throw new ProtocolError(ErrorCode.CONFLICT, `execution ${executionId} is ${execution.status}, not running`);
+    if (kind === 'pause' && execution.status !== 'running')
+      throw new ProtocolError(ErrorCode.CONFLICT, `execution ${executionId} is ${execution.status}, not running`);
     if (kind === 'resume' && execution.status !== 'paused') throw new ProtocolError(ErrorCode.CONFLICT, `execution ${executionId} is not paused`);
     await this.control.add(kind, { kind, executionId, userId: auth.userId }, { jobId: derivedId(kind, auth.userId, commandId) });
     return {};
@@ -67,7 +68,8 @@ export class DagCommands {
     const execution = await this.store.getExecution(executionId);
     if (!execution) throw new ProtocolError(ErrorCode.NOT_FOUND, `no execution ${executionId}`);
     requireScope(auth, executionId);
-    if (FINISHED_EXECUTION.has(execution.status)) throw new ProtocolError(ErrorCode.CONFLICT, `execution ${executionId} already finished (${execution.status})`);
+    if (FINISHED_EXECUTION.has(execution.status))
+      throw new ProtocolError(ErrorCode.CONFLICT, `execution ${executionId} already finished (${execution.status})`);
     return execution;
   }
 }

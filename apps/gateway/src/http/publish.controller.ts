@@ -27,14 +27,20 @@ export class PublishController {
     @Headers('idempotency-key') idempotencyKey?: string,
   ): Promise<{ stream: string; seq: number; epoch: string; id: string }> {
     const stream = parseStream(streamParam);
-    if (!stream) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'stream must be bot:<id> or dag:<id>', [{ field: 'stream', constraint: 'isStreamName', message: 'stream must be bot:<id> or dag:<id> with an id matching [A-Za-z0-9_.-]{1,128}' }]);
+    if (!stream)
+      throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'stream must be bot:<id> or dag:<id>', [
+        { field: 'stream', constraint: 'isStreamName', message: 'stream must be bot:<id> or dag:<id> with an id matching [A-Za-z0-9_.-]{1,128}' },
+      ]);
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'Idempotency-Key must match [A-Za-z0-9_.:-]{1,128}');
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'the body must be { type, payload }');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'the body must be { type, payload }');
     const { type, payload } = body as { type?: unknown; payload?: unknown };
     const violations = [
-      ...Object.keys(body).filter((k) => !BODY_FIELDS.has(k)).map((field) => ({ field, constraint: 'whitelistValidation', message: `property ${field} should not exist` })),
+      ...Object.keys(body)
+        .filter((k) => !BODY_FIELDS.has(k))
+        .map((field) => ({ field, constraint: 'whitelistValidation', message: `property ${field} should not exist` })),
       ...validateEventDraft(stream.kind, type, payload),
     ];
     if (violations.length > 0) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'invalid event', violations);

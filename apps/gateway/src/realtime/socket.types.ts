@@ -24,8 +24,8 @@ export interface SocketData {
   expiryTimer?: NodeJS.Timeout;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface InterServerEvents {}
+/** Pods talk through the backplane, never through Socket.IO's inter-server events. */
+export type InterServerEvents = Record<string, never>;
 
 export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

@@ -149,7 +149,9 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
       const feeds = [...this.feeds.values()];
       this.logger.log({ msg: 'backplane reconnected; resubscribing', feeds: feeds.length });
       for (const feed of feeds) await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
-      await Promise.all(feeds.map((feed) => feed.resync().catch((error: unknown) => this.logger.warn({ msg: 'resync failed', stream: feed.stream, err: String(error) }))));
+      await Promise.all(
+        feeds.map((feed) => feed.resync().catch((error: unknown) => this.logger.warn({ msg: 'resync failed', stream: feed.stream, err: String(error) }))),
+      );
     } catch (error) {
       // The connection dropped again mid-way; the next 'ready' starts over.
       this.logger.warn({ msg: 'resubscribe interrupted', err: String(error) });

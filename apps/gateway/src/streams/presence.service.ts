@@ -64,9 +64,7 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   /** Restates this pod's membership of every stream it holds. */
   async beat(): Promise<void> {
     await Promise.all(
-      [...this.local.entries()].map(([stream, users]) =>
-        this.run('rtPresenceBeatV1', stream, [this.config.serverId, ...[...users.entries()].flat()]),
-      ),
+      [...this.local.entries()].map(([stream, users]) => this.run('rtPresenceBeatV1', stream, [this.config.serverId, ...[...users.entries()].flat()])),
     );
   }
 
@@ -81,12 +79,11 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
 
   private script(name: ScriptName, stream: StreamName, args: Array<string | number>): Promise<unknown> {
     const keys = streamKeys(stream);
-    return runScript(this.redis.commands, name, [keys.presenceUsers, keys.presenceConns, keys.presencePods], [
-      stream,
-      streamChannel(stream),
-      this.staleMs,
-      this.ttlSeconds,
-      ...args,
-    ]);
+    return runScript(
+      this.redis.commands,
+      name,
+      [keys.presenceUsers, keys.presenceConns, keys.presencePods],
+      [stream, streamChannel(stream), this.staleMs, this.ttlSeconds, ...args],
+    );
   }
 }

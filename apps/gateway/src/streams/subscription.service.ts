@@ -75,9 +75,10 @@ export class SubscriptionService {
 
     let catchUp: CatchUp;
     try {
-      const resume = payload.sinceSeq !== undefined && payload.epoch !== undefined
-        ? { sinceSeq: payload.sinceSeq, epoch: payload.epoch, lastId: payload.lastId }
-        : undefined;
+      const resume =
+        payload.sinceSeq !== undefined && payload.epoch !== undefined
+          ? { sinceSeq: payload.sinceSeq, epoch: payload.epoch, lastId: payload.lastId }
+          : undefined;
       catchUp = await this.history.catchUp(stream, resume);
     } catch (error) {
       this.endIfCurrent(socket, subscription);
@@ -159,7 +160,10 @@ export class SubscriptionService {
     const timer = setTimeout(() => {
       if (subscription.live || subscription.ended) return;
       this.logger.warn({ msg: 'subscription waiting on its feed; resyncing', stream: subscription.stream });
-      void this.backplane.feed(subscription.stream)?.resync().catch(() => undefined);
+      void this.backplane
+        .feed(subscription.stream)
+        ?.resync()
+        .catch(() => undefined);
     }, GO_LIVE_NUDGE_MS);
     timer.unref();
   }

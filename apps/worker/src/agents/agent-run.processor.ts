@@ -51,8 +51,7 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     const run = await this.store.getRun(data.runId);
     if (!run || FINISHED_RUN.has(run.status)) return 'skipped';
     // `done` is published under an idempotency key: whatever retries happen, a run ends once.
-    const publish = (event: BotEvent) =>
-      this.sink.bot(data.botId, event, event.type === 'done' ? { idempotencyKey: `run-done.${data.runId}` } : {});
+    const publish = (event: BotEvent) => this.sink.bot(data.botId, event, event.type === 'done' ? { idempotencyKey: `run-done.${data.runId}` } : {});
     const end = async (status: 'cancelled' | 'failed', message?: string) => {
       if (message) await publish({ type: 'error', payload: { sessionId: data.sessionId, runId: data.runId, code: 'RUN_FAILED', message } });
       await publish({ type: 'done', payload: { sessionId: data.sessionId, runId: data.runId, replyToId: data.messageId, status } });

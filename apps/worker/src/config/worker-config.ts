@@ -7,33 +7,52 @@ import { loadConfig, toInt } from '@app/runtime';
 /** The worker's environment (beyond the shared {@link BackplaneEnv}). */
 export class WorkerEnv extends BackplaneEnv {
   /** Port of the worker's health and metrics endpoints. */
-  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   PORT = 9464;
 
   @IsString()
   HOST = '0.0.0.0';
 
-  @IsOptional() @Matches(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'WORKER_ID must match [A-Za-z0-9_.-]{1,64}' })
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'WORKER_ID must match [A-Za-z0-9_.-]{1,64}' })
   WORKER_ID?: string;
 
   /** Agent runs processed at once by this worker. */
-  @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
   AGENT_RUN_CONCURRENCY = 50;
 
   /** DAG executions (and control jobs) processed at once by this worker. */
-  @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
   DAG_CONCURRENCY = 20;
 
   /** The echo bot's pause between streamed chunks. */
-  @Transform(toInt) @IsInt() @Min(0) @Max(60_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(60_000)
   ECHO_CHUNK_DELAY_MS = 25;
 
   /** How long the echo DAG engine works on a node without its own `config.durationMs`. */
-  @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(600_000)
   ECHO_NODE_MS = 50;
 
   /** On SIGTERM, active jobs get this long to finish; the rest are handed back (stalled). */
-  @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(600_000)
   SHUTDOWN_TIMEOUT_MS = 25_000;
 }
 
@@ -59,7 +78,11 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     port: e.PORT,
     host: e.HOST,
     redisUrl: e.REDIS_URL,
-    workerId: e.WORKER_ID ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}-${process.pid}`,
+    workerId:
+      e.WORKER_ID ??
+      `${hostname()
+        .replace(/[^A-Za-z0-9_.-]/g, '-')
+        .slice(0, 40)}-${process.pid}`,
     agentRunConcurrency: e.AGENT_RUN_CONCURRENCY,
     dagConcurrency: e.DAG_CONCURRENCY,
     echoChunkDelayMs: e.ECHO_CHUNK_DELAY_MS,

@@ -11,7 +11,11 @@ export class EventSink {
   private readonly logger = new Logger('EventSink');
   readonly publisher: StreamPublisher;
 
-  constructor(redis: WorkerRedis, private readonly metrics: WorkerMetrics, @Inject(WORKER_CONFIG) config: WorkerConfig) {
+  constructor(
+    redis: WorkerRedis,
+    private readonly metrics: WorkerMetrics,
+    @Inject(WORKER_CONFIG) config: WorkerConfig,
+  ) {
     this.publisher = new StreamPublisher(redis.commands, config.retention, (error, stream) =>
       this.logger.warn({ msg: 'checkpoint compaction failed', stream, err: String(error) }),
     );

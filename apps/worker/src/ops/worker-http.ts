@@ -29,7 +29,10 @@ export class WorkerHttp implements OnApplicationShutdown {
       if (request.url === '/healthz') return send(200, JSON.stringify({ status: 'ok' }));
       if (request.url === '/readyz') {
         const ready = !this.shuttingDown && this.redis.ready;
-        return send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: { redis: this.redis.ready, shuttingDown: this.shuttingDown } }));
+        return send(
+          ready ? 200 : 503,
+          JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks: { redis: this.redis.ready, shuttingDown: this.shuttingDown } }),
+        );
       }
       if (request.url === '/metrics') {
         this.metrics.registry.metrics().then(

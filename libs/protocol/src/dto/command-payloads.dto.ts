@@ -1,18 +1,5 @@
 import { Type } from 'class-transformer';
-import {
-  ArrayMaxSize,
-  IsArray,
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsNumber,
-  IsString,
-  MaxLength,
-  Min,
-  MinLength,
-  ValidateIf,
-  ValidateNested,
-} from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsString, MaxLength, Min, MinLength, ValidateIf, ValidateNested } from 'class-validator';
 import type { CommandPayload } from '../commands';
 import type { StreamName } from '../streams';
 import { IsEntityId, IsPlainObject, IsStreamName, NotTogetherWith, OptionalField } from './decorators';

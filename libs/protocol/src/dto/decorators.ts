@@ -42,8 +42,7 @@ export function NotTogetherWith(other: string, options?: ValidationOptions): Pro
       constraints: [other],
       options: { message: `only one of $property and ${other} may be given`, ...options },
       validator: {
-        validate: (value: unknown, args) =>
-          value === undefined || (args?.object as Record<string, unknown>)[other] === undefined,
+        validate: (value: unknown, args) => value === undefined || (args?.object as Record<string, unknown>)[other] === undefined,
       },
     });
 }

@@ -37,9 +37,7 @@ export const COMMAND_PAYLOAD_DTOS: { [T in CommandType]: ClassConstructor<object
   cancel_execution: ExecutionControlDto,
 };
 
-export type PayloadValidation<T extends CommandType> =
-  | { ok: true; value: CommandPayload<T> }
-  | { ok: false; violations: FieldViolation[] };
+export type PayloadValidation<T extends CommandType> = { ok: true; value: CommandPayload<T> } | { ok: false; violations: FieldViolation[] };
 
 /**
  * Validates a command payload against its DTO. Unknown fields are violations
@@ -50,7 +48,11 @@ export function validateCommandPayload<T extends CommandType>(type: T, payload: 
 }
 
 /** Validates any plain object against a DTO class of this contract, unknown fields refused. */
-export function validateAs<T>(dto: ClassConstructor<object>, value: unknown, name = 'body'): { ok: true; value: T } | { ok: false; violations: FieldViolation[] } {
+export function validateAs<T>(
+  dto: ClassConstructor<object>,
+  value: unknown,
+  name = 'body',
+): { ok: true; value: T } | { ok: false; violations: FieldViolation[] } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, violations: [{ field: name, constraint: 'isObject', message: `${name} must be an object` }] };
   }

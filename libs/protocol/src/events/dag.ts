@@ -1,15 +1,7 @@
 import type { Envelope } from '../envelope';
 
 /** DAG stream events (PROTOCOL.md §4). */
-export type NodeStatus =
-  | 'pending'
-  | 'ready'
-  | 'running'
-  | 'waiting'
-  | 'completed'
-  | 'failed'
-  | 'skipped'
-  | 'cancelled';
+export type NodeStatus = 'pending' | 'ready' | 'running' | 'waiting' | 'completed' | 'failed' | 'skipped' | 'cancelled';
 export type ExecutionControlStatus = 'running' | 'paused' | 'cancelling';
 export type ExecutionEndStatus = 'completed' | 'failed' | 'cancelled';
 export type HumanDecision = 'approve' | 'reject' | 'modify';

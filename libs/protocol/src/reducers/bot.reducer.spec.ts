@@ -51,10 +51,13 @@ describe('bot reducer', () => {
   });
 
   it('keeps only the most recent sessions, most recently active last', () => {
-    const created = Array.from({ length: BOT_RECENT_SESSIONS + 5 }, (_, i): BotEvent => ({
-      type: 'session_created',
-      payload: { sessionId: `s${i}`, title: `t${i}` },
-    }));
+    const created = Array.from(
+      { length: BOT_RECENT_SESSIONS + 5 },
+      (_, i): BotEvent => ({
+        type: 'session_created',
+        payload: { sessionId: `s${i}`, title: `t${i}` },
+      }),
+    );
     const state = fold([...created, { type: 'run_started', payload: { sessionId: 's10', runId: 'r', model: 'm' } }]);
     expect(state.sessions).toHaveLength(BOT_RECENT_SESSIONS);
     expect(state.sessions.at(-1)).toEqual(expect.objectContaining({ sessionId: 's10', title: 't10' }));

@@ -40,10 +40,14 @@ describe('dag reducer', () => {
     expect(state.pendingGates).toEqual({ b: { nodeId: 'b', prompt: 'ok?', options: ['yes', 'no'] } });
     expect(state.cost).toEqual({ spent: 1, budget: 5, remaining: 4 });
 
-    const done = foldEvents('dag', state, withTimestamps<DagEvent>([
-      { type: 'human_gate_resolved', payload: { nodeId: 'b', decision: 'approve', resolvedBy: 'u1' } },
-      { type: 'execution_complete', payload: { status: 'completed', results: { c: 2 } } },
-    ]));
+    const done = foldEvents(
+      'dag',
+      state,
+      withTimestamps<DagEvent>([
+        { type: 'human_gate_resolved', payload: { nodeId: 'b', decision: 'approve', resolvedBy: 'u1' } },
+        { type: 'execution_complete', payload: { status: 'completed', results: { c: 2 } } },
+      ]),
+    );
     expect(done.pendingGates).toEqual({});
     expect(done.status).toBe('completed');
     expect(done.results).toEqual({ c: 2 });
@@ -54,7 +58,19 @@ describe('dag reducer', () => {
       started,
       { type: 'edge_active', payload: { from: 'a', to: 'b' } },
       { type: 'human_gate_waiting', payload: { nodeId: 'b', prompt: 'ok?' } },
-      { type: 'dag_mutated', payload: { mutation: { removeNodes: ['b'], addNodes: [{ id: 'd' }], addEdges: [{ from: 'a', to: 'd' }, { from: 'd', to: 'c' }] } } },
+      {
+        type: 'dag_mutated',
+        payload: {
+          mutation: {
+            removeNodes: ['b'],
+            addNodes: [{ id: 'd' }],
+            addEdges: [
+              { from: 'a', to: 'd' },
+              { from: 'd', to: 'c' },
+            ],
+          },
+        },
+      },
     ]);
     expect(state.nodes.map((n) => n.id)).toEqual(['a', 'c', 'd']);
     expect(state.edges).toEqual([

@@ -1,12 +1,5 @@
 import type { Envelope } from '../envelope';
-import type {
-  DagEdgeDef,
-  DagEventPayloads,
-  DagNodeDef,
-  ExecutionControlStatus,
-  ExecutionEndStatus,
-  NodeStatus,
-} from '../events/dag';
+import type { DagEdgeDef, DagEventPayloads, DagNodeDef, ExecutionControlStatus, ExecutionEndStatus, NodeStatus } from '../events/dag';
 import type { StreamError } from './bot.reducer';
 import { capped, withEntry, without } from './records';
 
@@ -80,9 +73,7 @@ const handlers: { [K in keyof DagEventPayloads]: Handler<K> } = {
       if (p.error !== undefined) next.error = p.error;
       return next;
     };
-    const nodes = exists
-      ? s.nodes.map((n) => (n.id === p.nodeId ? update(n) : n))
-      : [...s.nodes, update({ id: p.nodeId, status: p.status })];
+    const nodes = exists ? s.nodes.map((n) => (n.id === p.nodeId ? update(n) : n)) : [...s.nodes, update({ id: p.nodeId, status: p.status })];
     return { ...s, nodes };
   },
   edge_active: (s, p) => {

@@ -33,11 +33,7 @@ export function foldEvent(kind: StreamKind, state: StreamState, event: FoldableE
   }
 }
 
-export function foldEvents<K extends StreamKind>(
-  kind: K,
-  state: StreamStateByKind[K],
-  events: Iterable<FoldableEvent>,
-): StreamStateByKind[K] {
+export function foldEvents<K extends StreamKind>(kind: K, state: StreamStateByKind[K], events: Iterable<FoldableEvent>): StreamStateByKind[K] {
   let current = state;
   for (const event of events) current = foldEvent(kind, current, event);
   return current;

@@ -20,11 +20,21 @@ export const botEventArb: fc.Arbitrary<BotEvent> = fc.oneof(
   fc.record({ sessionId, runId, content: smallText }).map((payload) => ({ type: 'thinking' as const, payload })),
   fc
     .record(
-      { sessionId, runId, messageId, role: fc.constantFrom('user', 'assistant', 'system', 'tool' as const), content: smallText, delta: fc.boolean(), replyToId: messageId },
+      {
+        sessionId,
+        runId,
+        messageId,
+        role: fc.constantFrom('user', 'assistant', 'system', 'tool' as const),
+        content: smallText,
+        delta: fc.boolean(),
+        replyToId: messageId,
+      },
       { requiredKeys: ['sessionId', 'runId', 'messageId', 'role', 'content', 'delta'] },
     )
     .map((payload) => ({ type: 'message' as const, payload })),
-  fc.record({ sessionId, runId, toolCallId: pick('t1', 't2'), tool: pick('search', 'shell'), args: json }).map((payload) => ({ type: 'tool_start' as const, payload })),
+  fc
+    .record({ sessionId, runId, toolCallId: pick('t1', 't2'), tool: pick('search', 'shell'), args: json })
+    .map((payload) => ({ type: 'tool_start' as const, payload })),
   fc
     .record({ sessionId, runId, toolCallId: pick('t1', 't2'), result: json, success: fc.boolean(), durationMs: amount })
     .map((payload) => ({ type: 'tool_end' as const, payload })),
@@ -53,7 +63,10 @@ export const botEventArb: fc.Arbitrary<BotEvent> = fc.oneof(
     .record({ sessionId, runId, code: pick('E1', 'E2'), message: smallText }, { requiredKeys: ['sessionId', 'code', 'message'] })
     .map((payload) => ({ type: 'error' as const, payload })),
   fc
-    .record({ sessionId, runId, replyToId: messageId, status: fc.constantFrom('completed', 'cancelled', 'failed' as const) }, { requiredKeys: ['sessionId', 'runId', 'status'] })
+    .record(
+      { sessionId, runId, replyToId: messageId, status: fc.constantFrom('completed', 'cancelled', 'failed' as const) },
+      { requiredKeys: ['sessionId', 'runId', 'status'] },
+    )
     .map((payload) => ({ type: 'done' as const, payload })),
   fc.record({ sessionId, title: smallText }).map((payload) => ({ type: 'session_created' as const, payload })),
   fc
@@ -68,7 +81,13 @@ const nodeDef = fc.record({ id: nodeId, kind: pick('task', 'human'), label: smal
 export const dagEventArb: fc.Arbitrary<DagEvent> = fc.oneof(
   fc
     .record(
-      { executionId: pick('e1'), dagId: pick('d1'), nodes: fc.uniqueArray(nodeDef, { selector: (n) => n.id, maxLength: 4 }), edges: fc.array(edge, { maxLength: 4 }), budgetUsd: amount },
+      {
+        executionId: pick('e1'),
+        dagId: pick('d1'),
+        nodes: fc.uniqueArray(nodeDef, { selector: (n) => n.id, maxLength: 4 }),
+        edges: fc.array(edge, { maxLength: 4 }),
+        budgetUsd: amount,
+      },
       { requiredKeys: ['executionId', 'nodes', 'edges'] },
     )
     .map((payload) => ({ type: 'execution_started' as const, payload })),
@@ -107,9 +126,7 @@ export const dagEventArb: fc.Arbitrary<DagEvent> = fc.oneof(
   fc
     .record({ status: fc.constantFrom('completed', 'failed', 'cancelled' as const), results: json })
     .map((payload) => ({ type: 'execution_complete' as const, payload })),
-  fc
-    .record({ nodeId, code: pick('E1'), message: smallText }, { requiredKeys: ['code', 'message'] })
-    .map((payload) => ({ type: 'error' as const, payload })),
+  fc.record({ nodeId, code: pick('E1'), message: smallText }, { requiredKeys: ['code', 'message'] }).map((payload) => ({ type: 'error' as const, payload })),
 );
 
 /** Gives drafts the `ts` a reducer reads, increasing like a real stream's. */
