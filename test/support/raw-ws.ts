@@ -31,7 +31,8 @@ export class RawSocketIo {
     return this.ws.readyState === WebSocket.OPEN;
   }
 
-  send(frame: string): void {
+  /** A text frame, or a binary one (an attachment of a binary packet). */
+  send(frame: string | Buffer): void {
     this.ws.send(frame);
   }
 

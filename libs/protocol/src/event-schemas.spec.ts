@@ -1,4 +1,5 @@
 import { validateEventDraft } from './event-schemas';
+import { MAX_JSON_DEPTH } from './json-shape';
 
 describe('validateEventDraft', () => {
   it('accepts contract events and extra fields (additions)', () => {
@@ -21,5 +22,16 @@ describe('validateEventDraft', () => {
     expect(validateEventDraft('bot', 'thinking', [1])[0].field).toBe('payload');
     // A type known for the other stream kind is only a name here.
     expect(validateEventDraft('bot', 'edge_active', { anything: 1 })).toEqual([]);
+  });
+
+  it('refuses payloads nested too deep or holding prototype-named keys, also in free-form fields', () => {
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    const tooDeep = validateEventDraft('bot', 'tool_start', { sessionId: 's', runId: 'r', toolCallId: 't', tool: 'x', args: deep });
+    expect(tooDeep).toEqual([expect.objectContaining({ field: `payload.args${'.0'.repeat(MAX_JSON_DEPTH - 1)}`, constraint: 'maxDepth' })]);
+    const wire = JSON.parse('{"sessionId":"s","runId":"r","toolCallId":"t","result":{"__proto__":{"polluted":1}},"success":true,"durationMs":1}') as unknown;
+    expect(validateEventDraft('bot', 'tool_end', wire).map((v) => `${v.field}:${v.constraint}`)).toEqual(['payload.result.__proto__:whitelistValidation']);
+    expect(validateEventDraft('bot', 'custom_metric', { constructor: { prototype: 1 } }).map((v) => v.field)).toEqual(['payload.constructor']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

@@ -1,5 +1,6 @@
 import type { FieldViolation } from './errors';
 import { isEventTypeName } from './envelope';
+import { checkJsonShape, joinPath } from './json-shape';
 import type { BotEventPayloads } from './events/bot';
 import type { DagEventPayloads } from './events/dag';
 import { ID_PATTERN, type StreamKind } from './streams';
@@ -34,7 +35,7 @@ const arrayOf = (item: Field) =>
   });
 const numberRecord = field((v, f, out) => {
   if (!isObject(v)) return fail(out, f, 'isObject', 'must be an object');
-  for (const [k, n] of Object.entries(v)) num.check(n, `${f}.${k}`, out);
+  for (const [k, n] of Object.entries(v)) num.check(n, joinPath(f, k), out);
 });
 const object = <T>(shape: Shape<T>) =>
   field((v, f, out) => {
@@ -119,7 +120,8 @@ export function isKnownEventType(kind: StreamKind, type: string): boolean {
 
 /**
  * Checks an event draft for a stream of `kind`. Types of the contract must match their
- * schema; other types (additions) need a valid name and an object payload.
+ * schema; other types (additions) need a valid name and an object payload. Any payload is
+ * plain JSON nested at most MAX_JSON_DEPTH levels, with no RESERVED_KEYS anywhere.
  */
 export function validateEventDraft(kind: StreamKind, type: unknown, payload: unknown): FieldViolation[] {
   const out: FieldViolation[] = [];
@@ -131,6 +133,9 @@ export function validateEventDraft(kind: StreamKind, type: unknown, payload: unk
     fail(out, 'payload', 'isObject', 'must be an object');
     return out;
   }
+  // Before any schema code walks it: bounded depth, no prototype-named keys (see json-shape.ts).
+  const shape = checkJsonShape(payload, 'payload');
+  if (shape.length > 0) return shape;
   if (isKnownEventType(kind, type)) checkShape(SCHEMAS[kind][type], payload, 'payload', out);
   return out;
 }

@@ -9,3 +9,4 @@ export * from './socket-events';
 export * from './event-schemas';
 export * from './reducers';
 export * from './dag-check';
+export * from './json-shape';

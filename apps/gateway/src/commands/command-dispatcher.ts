@@ -100,8 +100,8 @@ export class CommandDispatcher {
     if (!isCommandType(f.type)) throw new ProtocolError(ErrorCode.UNKNOWN_COMMAND, `unknown command type ${JSON.stringify(f.type).slice(0, 80)}`);
 
     const payload = f.payload ?? {};
-    const size = Buffer.byteLength(JSON.stringify(payload) ?? '');
-    if (size > this.config.limits.maxPayloadBytes) {
+    const size = jsonBytes(payload);
+    if (size !== undefined && size > this.config.limits.maxPayloadBytes) {
       throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `payload is ${size} bytes; the limit is ${this.config.limits.maxPayloadBytes}`);
     }
     const validation = validateCommandPayload(f.type, payload);
@@ -160,6 +160,19 @@ function failure(error: unknown): { ok: false; error: ErrorBody } {
   }
   // Internal details stay in the log.
   return { ok: false, error: { code: ErrorCode.INTERNAL, message: 'internal error' } };
+}
+
+/**
+ * The payload's size as JSON, or undefined when JSON.stringify cannot walk it: a frame
+ * parses (JSON.parse does not recurse) into values nested far deeper than JSON.stringify can
+ * serialize. Validation then refuses such a payload with a maxDepth violation.
+ */
+function jsonBytes(payload: unknown): number | undefined {
+  try {
+    return Buffer.byteLength(JSON.stringify(payload) ?? '');
+  } catch {
+    return undefined;
+  }
 }
 
 function commandIdOf(frame: unknown): string | undefined {

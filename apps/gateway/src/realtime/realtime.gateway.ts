@@ -88,9 +88,13 @@ export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayC
     const ack = args.at(-1);
     const error =
       event === MALFORMED_FRAME_EVENT
-        ? { code: ErrorCode.VALIDATION_FAILED, message: `malformed frame dropped: ${String(args[0])}` }
+        ? {
+            code: ErrorCode.VALIDATION_FAILED,
+            message: `malformed frame dropped: ${String(args[0])}`,
+            details: [{ field: 'frame', constraint: 'decodable', message: String(args[0]) }],
+          }
         : { code: ErrorCode.UNKNOWN_COMMAND, message: `unknown event ${JSON.stringify(event).slice(0, 80)}; send commands as "command"` };
-    if (typeof ack === 'function' && event !== MALFORMED_FRAME_EVENT) (ack as AckCallback)({ ok: false, error });
+    if (typeof ack === 'function') (ack as AckCallback)({ ok: false, error });
     else socket.emit('command_error', { error });
   }
 

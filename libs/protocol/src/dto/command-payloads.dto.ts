@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsString, MaxLength, Min, MinLength, ValidateIf, ValidateNested } from 'class-validator';
 import type { CommandPayload } from '../commands';

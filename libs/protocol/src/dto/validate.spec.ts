@@ -1,4 +1,7 @@
-import { validateCommandPayload } from './validate';
+import { ValidateBy } from 'class-validator';
+import { MAX_JSON_DEPTH, MAX_SHAPE_VIOLATIONS } from '../json-shape';
+import { validateAs, validateCommandPayload, VALIDATOR_FAILED } from './validate';
+import { InboundMessageDto } from './command-payloads.dto';
 
 describe('validateCommandPayload', () => {
   it('accepts a valid payload and hands back the plain object', () => {
@@ -70,3 +73,132 @@ describe('validateCommandPayload', () => {
     expect(validateCommandPayload('plan_response', { planId: 'p', response: 'maybe' }).ok).toBe(false);
   });
 });
+
+/** `levels` objects (or arrays) inside each other around `leaf`: `nested(2)` is `{ a: { a: 1 } }`. */
+function nested(levels: number, leaf: unknown = 1, as: 'object' | 'array' = 'object'): unknown {
+  let value = leaf;
+  for (let i = 0; i < levels; i++) value = as === 'array' ? [value] : { a: value };
+  return value;
+}
+
+function fieldsOf(result: { ok: boolean; violations?: Array<{ field: string; constraint: string }> }): string[] {
+  return result.ok ? [] : (result.violations ?? []).map((v) => `${v.field}:${v.constraint}`);
+}
+
+describe('validateCommandPayload on hostile payloads', () => {
+  afterEach(() => {
+    // Nothing may reach Object.prototype, whatever the payload held.
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+
+  it('refuses the fuzzed plan_response that crashed class-transformer, naming the keys', () => {
+    const result = validateCommandPayload('plan_response', { planId: [null, { constructor: true, prototype: 1.5 }] });
+    expect(fieldsOf(result)).toEqual(['planId.1.constructor:whitelistValidation', 'planId.1.prototype:whitelistValidation']);
+    const wire = JSON.parse('{"planId":[null,{"constructor":true,"prototype":1.5}],"response":"approve"}') as unknown;
+    expect(fieldsOf(validateCommandPayload('plan_response', wire))).toEqual([
+      'planId.1.constructor:whitelistValidation',
+      'planId.1.prototype:whitelistValidation',
+    ]);
+  });
+
+  it.each([
+    ['a whole payload', () => nested(3000)],
+    ['a string field holding objects', () => ({ botId: nested(3000) })],
+    ['a string field holding arrays', () => ({ botId: 'b1', title: nested(20_000, 'x', 'array') })],
+  ])('refuses %s nested thousands of levels deep with maxDepth', (_name, payload) => {
+    const result = validateCommandPayload('new_session', payload());
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.violations).toHaveLength(1);
+    expect(result.violations[0]).toMatchObject({ constraint: 'maxDepth', message: expect.stringContaining(`${MAX_JSON_DEPTH} levels`) });
+  });
+
+  it('refuses deep nesting inside free-form fields and DAG definitions', () => {
+    const config = validateCommandPayload('start_execution', { dag: { nodes: [{ id: 'a', config: nested(5000) }], edges: [] } });
+    expect(fieldsOf(config)).toEqual([`dag.nodes.0.config${'.a'.repeat(MAX_JSON_DEPTH - 4)}:maxDepth`]);
+    expect(fieldsOf(validateCommandPayload('start_execution', { dag: { nodes: [nested(5000)], edges: [] } }))[0]).toMatch(/:maxDepth$/);
+    expect(fieldsOf(validateCommandPayload('start_execution', { dag: nested(5000) }))[0]).toMatch(/:maxDepth$/);
+  });
+
+  it(`accepts ${MAX_JSON_DEPTH} levels of nesting and refuses one more`, () => {
+    // payload › inputs › ...: the payload itself is level 1.
+    expect(validateCommandPayload('start_execution', { dagId: 'd1', inputs: nested(MAX_JSON_DEPTH - 2, {}) }).ok).toBe(true);
+    expect(fieldsOf(validateCommandPayload('start_execution', { dagId: 'd1', inputs: nested(MAX_JSON_DEPTH - 1, {}) }))).toEqual([
+      `inputs${'.a'.repeat(MAX_JSON_DEPTH - 1)}:maxDepth`,
+    ]);
+  });
+
+  it.each(['constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__'])(
+    'refuses an unknown top-level key %s like any unknown field',
+    (key) => {
+      const result = validateCommandPayload('chat', { botId: 'b1', content: 'x', [key]: 'x' });
+      expect(result).toEqual({ ok: false, violations: [{ field: key, constraint: 'whitelistValidation', message: expect.stringContaining(key) }] });
+    },
+  );
+
+  it('refuses an own __proto__ key from JSON.parse, at the top and nested', () => {
+    const top = JSON.parse('{"botId":"b1","content":"x","__proto__":{"polluted":1}}') as unknown;
+    expect(fieldsOf(validateCommandPayload('chat', top))).toEqual(['__proto__:whitelistValidation']);
+    const nestedKey = JSON.parse('{"dag":{"nodes":[{"id":"a","config":{"__proto__":{"polluted":1}}}],"edges":[]}}') as unknown;
+    expect(fieldsOf(validateCommandPayload('start_execution', nestedKey))).toEqual(['dag.nodes.0.config.__proto__:whitelistValidation']);
+  });
+
+  it.each([
+    ['chat', { botId: { constructor: 1 }, content: 'x' }, ['botId.constructor:whitelistValidation']],
+    ['chat', { botId: { constructor: { prototype: { polluted: 1 } } }, content: 'x' }, ['botId.constructor:whitelistValidation']],
+    ['subscribe', { stream: { constructor: true, prototype: 1.5 } }, ['stream.constructor:whitelistValidation', 'stream.prototype:whitelistValidation']],
+    ['subscribe', { stream: [{ constructor: true, prototype: 1.5 }] }, ['stream.0.constructor:whitelistValidation', 'stream.0.prototype:whitelistValidation']],
+    ['start_execution', { dag: { nodes: [{ id: 'a', constructor: 1 }], edges: [] } }, ['dag.nodes.0.constructor:whitelistValidation']],
+    ['start_execution', { dag: { constructor: 1, nodes: [], edges: [] } }, ['dag.constructor:whitelistValidation']],
+    ['start_execution', { dag: { nodes: [{ id: 'a', toString: 'x' }], edges: [] } }, ['dag.nodes.0.toString:whitelistValidation']],
+    ['start_execution', { dagId: 'x', inputs: { constructor: { prototype: { polluted: 1 } } } }, ['inputs.constructor:whitelistValidation']],
+  ] as const)('refuses prototype-named keys nested inside %s payloads: %j', (type, payload, expected) => {
+    expect(fieldsOf(validateCommandPayload(type, payload))).toEqual(expected);
+  });
+
+  it('refuses values JSON cannot carry', () => {
+    expect(fieldsOf(validateCommandPayload('chat', { botId: 'b1', content: Buffer.from('x') }))).toEqual(['content:isJson']);
+    expect(fieldsOf(validateCommandPayload('start_execution', { dagId: 'd', inputs: { at: new Date(0) } }))).toEqual(['inputs.at:isJson']);
+    expect(fieldsOf(validateCommandPayload('chat', Buffer.from('{}')))).toEqual(['payload:isObject']);
+  });
+
+  it('lets free-form fields hold keys named like Object.prototype methods: there they are data', () => {
+    expect(validateCommandPayload('start_execution', { dagId: 'd', inputs: { toString: 'x', valueOf: { hasOwnProperty: 1 } } }).ok).toBe(true);
+  });
+
+  it('bounds the number of structural violations it lists', () => {
+    const payload = Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`k${i}`, { constructor: i }]));
+    const result = validateCommandPayload('chat', payload);
+    expect(result.ok ? 0 : result.violations.length).toBe(MAX_SHAPE_VIOLATIONS);
+  });
+});
+
+describe('validateAs', () => {
+  it('refuses prototype-named keys in HTTP bodies too', () => {
+    const body = { platform: 'slack', chatId: 'c1', content: 'hi', constructor: 1 };
+    expect(fieldsOf(validateAs(InboundMessageDto, body))).toEqual(['constructor:whitelistValidation']);
+  });
+
+  it('turns a validator that throws into a violation instead of an exception', () => {
+    const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    expect(validateAs(ThrowingDto, { field: 'x' }, 'payload')).toEqual({
+      ok: false,
+      violations: [{ field: 'payload', constraint: VALIDATOR_FAILED, message: 'payload could not be validated' }],
+    });
+    expect(warn).toHaveBeenCalledTimes(1);
+    warn.mockRestore();
+  });
+});
+
+class ThrowingDto {
+  @ValidateBy({
+    name: 'throws',
+    validator: {
+      validate: () => {
+        throw new TypeError('a validator bug');
+      },
+    },
+  })
+  field!: string;
+}
