@@ -1,12 +1,12 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { RedisServerProcess, waitFor } from '@app/runtime';
 import { type AppProcess, startGateway } from '../test/support/processes';
 import { signToken } from '../test/support/tokens';
-import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, sleep } from './common';
+import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, redisCpuUs, rssKb, sleep } from './common';
 
 /**
  * `npm run bench`: the full path (StreamPublisher → Lua → two gateway pods → sockets) next
@@ -128,18 +128,6 @@ async function startBaselinePod(redisUrl: string, name: string): Promise<Pod> {
       return cpu.userUs + cpu.systemUs;
     },
   };
-}
-
-function rssKb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]);
-}
-
-async function redisCpuUs(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu');
-  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
-  return Math.round((field('used_cpu_user') + field('used_cpu_sys')) * 1e6);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,180 @@
+/**
+ * Parameters of `npm run load`: flags (`--sockets 50000` or `--sockets=50000`), else
+ * environment (`LOAD_SOCKETS=50000`), else the preset's value, else the default scenario.
+ */
+export type SideKey = 'full' | 'baseline';
+
+export interface LoadConfig {
+  preset: string;
+  /** Concurrent sockets per side. */
+  sockets: number;
+  /** Server pods per side; each holds at most ~18k sockets (20k open files per process). */
+  pods: number;
+  /** Client processes; each holds at most ~18k sockets. */
+  clients: number;
+  /** Plain streams ("bots"), each watched by sockets/streams sockets. */
+  streams: number;
+  /** Events/s published to each plain stream. */
+  rate: number;
+  /** Share of the sockets that also watch the one hot stream (0: no hot stream). */
+  hotFraction: number;
+  /** Events/s published to the hot stream. */
+  hotRate: number;
+  /** Seconds of the measured steady phase (after a warm-up). */
+  duration: number;
+  warmup: number;
+  /** Sockets closed and replaced by fresh ones per second, during load. */
+  churn: number;
+  /** Fault drills run during load, after the steady phase (see drills.ts). */
+  drills: string[];
+  sides: SideKey[];
+  /** Client implementation: raw Engine.IO frames over ws, or socket.io-client. */
+  lib: 'raw' | 'sio';
+  /** How the full path publishes: StreamPublisher, the HTTP API, or alternating. */
+  via: 'direct' | 'http' | 'both';
+  publishers: number;
+  /** Bytes of padding in each event's payload. */
+  padBytes: number;
+  /** Connections being opened at once, per client process. */
+  concurrency: number;
+  reconnectJitterMs: number;
+  /** Source addresses (127.0.0.x) the client sockets bind to, round robin. */
+  addrs: string[];
+  /** Whole-run deadline, seconds (everything is killed past it). */
+  deadline: number;
+  /** Report file name under bench/results (default load-<date>[-<preset>].md). */
+  out: string;
+  /** Serve mode, seconds: only Redis, the gateway pods and the publishers, for outside clients (Artillery). */
+  serve: number;
+  /** Derived: global socket g watches the hot stream when g % hotEvery === 0 (0: none). */
+  hotEvery: number;
+}
+
+/** The per-process socket ceiling: 20,000 open files, minus room for everything else. */
+export const MAX_PER_PROCESS = 18_000;
+/** Ephemeral ports per source address are 32768–60999; keep a margin for TIME_WAIT. */
+const MAX_PER_ADDRESS = 24_000;
+
+const DEFAULTS = {
+  sockets: 50_000,
+  pods: 4,
+  clients: 4,
+  streams: 50,
+  rate: 0.5,
+  hotFraction: 0.2,
+  hotRate: 1,
+  duration: 60,
+  warmup: 5,
+  churn: 20,
+  drills: 'pod-kill',
+  sides: 'full,baseline',
+  lib: 'raw',
+  via: 'direct',
+  publishers: 1,
+  padBytes: 200,
+  concurrency: 100,
+  reconnectJitterMs: 1000,
+  addrs: 0,
+  deadline: 0,
+  out: '',
+  serve: 0,
+};
+type Raw = { [K in keyof typeof DEFAULTS]: string | number };
+
+export const PRESETS: Record<string, Partial<Raw>> = {
+  /** Development: ~2k sockets, well under a minute of load per side. */
+  small: { sockets: 2000, pods: 3, clients: 2, streams: 10, rate: 2, hotFraction: 0.25, hotRate: 2, duration: 30, warmup: 3, churn: 5 },
+  /** The issue's latency check: 1k subscribers of one stream over two pods, p99 vs baseline. */
+  latency1k: { sockets: 1000, pods: 2, clients: 2, streams: 1, rate: 20, hotFraction: 0, duration: 30, warmup: 5, churn: 0, drills: 'none' },
+};
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const match = /^--([a-zA-Z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!match) throw new Error(`unexpected argument ${argv[i]} (flags look like --sockets 2000)`);
+    const key = match[1].replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    flags.set(key, match[2] ?? argv[++i] ?? '');
+  }
+  const preset = flags.get('preset') ?? env.LOAD_PRESET ?? '';
+  if (preset && !PRESETS[preset]) throw new Error(`unknown preset ${preset}; presets: ${Object.keys(PRESETS).join(', ')}`);
+  for (const key of flags.keys()) if (key !== 'preset' && !(key in DEFAULTS)) throw new Error(`unknown flag --${key}`);
+  const pick = (key: keyof typeof DEFAULTS): string => {
+    const envKey = `LOAD_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+    return String(flags.get(key) ?? env[envKey] ?? PRESETS[preset]?.[key] ?? DEFAULTS[key]);
+  };
+  const num = (key: keyof typeof DEFAULTS, min: number, integer = true): number => {
+    const value = Number(pick(key));
+    if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value)))
+      throw new Error(`--${key} must be a number ≥ ${min}, not ${pick(key)}`);
+    return value;
+  };
+  const oneOf = <T extends string>(key: keyof typeof DEFAULTS, allowed: readonly T[]): T => {
+    const value = pick(key) as T;
+    if (!allowed.includes(value)) throw new Error(`--${key} must be one of ${allowed.join(', ')}`);
+    return value;
+  };
+
+  const sockets = num('sockets', 1);
+  const hotFraction = num('hotFraction', 0, false);
+  const drills = pick('drills')
+    .split(',')
+    .filter((d) => d && d !== 'none');
+  const sides = pick('sides').split(',') as SideKey[];
+  if (sides.length === 0 || sides.some((s) => s !== 'full' && s !== 'baseline')) throw new Error('--sides is full, baseline or full,baseline');
+  const clients = num('clients', 1);
+  const pods = num('pods', 1);
+  const addrCount = num('addrs', 0) || Math.max(2, Math.ceil(sockets / 12_000));
+  const cfg: LoadConfig = {
+    preset: preset || 'default',
+    sockets,
+    pods,
+    clients,
+    streams: num('streams', 1),
+    rate: num('rate', 0.01, false),
+    hotFraction,
+    hotRate: num('hotRate', 0.01, false),
+    duration: num('duration', 1),
+    warmup: num('warmup', 0),
+    churn: num('churn', 0, false),
+    drills,
+    sides,
+    lib: oneOf('lib', ['raw', 'sio'] as const),
+    via: oneOf('via', ['direct', 'http', 'both'] as const),
+    publishers: num('publishers', 1),
+    padBytes: num('padBytes', 0),
+    concurrency: num('concurrency', 1),
+    reconnectJitterMs: num('reconnectJitterMs', 0),
+    addrs: Array.from({ length: addrCount }, (_, i) => `127.0.0.${11 + i}`),
+    deadline: num('deadline', 0),
+    out: pick('out'),
+    serve: num('serve', 0),
+    hotEvery: hotFraction > 0 ? Math.max(1, Math.round(1 / hotFraction)) : 0,
+  };
+  if (!cfg.deadline)
+    cfg.deadline = cfg.serve ? cfg.serve + 120 : Math.round(sides.length * (120 + sockets / 150 + cfg.warmup + cfg.duration + drills.length * 90));
+  if (!cfg.serve) check(cfg);
+  return cfg;
+}
+
+/** Refuses a layout the machine's limits cannot hold, and says what would. */
+function check(cfg: LoadConfig): void {
+  const perPod = Math.ceil(cfg.sockets / cfg.pods);
+  const podsNeeded = Math.ceil(cfg.sockets / MAX_PER_PROCESS) + (cfg.drills.includes('pod-kill') ? 1 : 0);
+  if (cfg.pods < podsNeeded)
+    throw new Error(
+      `${cfg.sockets} sockets need --pods ${podsNeeded} or more (≤ ${MAX_PER_PROCESS} sockets per pod${cfg.drills.includes('pod-kill') ? ', also after one pod is killed' : ''}; ${perPod} now)`,
+    );
+  if (cfg.drills.includes('pod-kill') && cfg.pods < 2) throw new Error('the pod-kill drill needs --pods 2 or more');
+  if (Math.ceil(cfg.sockets / cfg.clients) > MAX_PER_PROCESS)
+    throw new Error(`${cfg.sockets} sockets need --clients ${Math.ceil(cfg.sockets / MAX_PER_PROCESS)} or more`);
+  if (Math.ceil(cfg.sockets / cfg.addrs.length) > MAX_PER_ADDRESS)
+    throw new Error(`${cfg.sockets} sockets need --addrs ${Math.ceil(cfg.sockets / MAX_PER_ADDRESS)} or more`);
+  if (cfg.addrs.length > 200) throw new Error('--addrs is at most 200 (127.0.0.11–127.0.0.210)');
+}
+
+/** Deliveries per second the publish rates offer (each event × the sockets that watch it). */
+export function offeredDeliveries(cfg: LoadConfig): number {
+  const hotWatchers = cfg.hotEvery > 0 ? Math.ceil(cfg.sockets / cfg.hotEvery) : 0;
+  return cfg.sockets * cfg.rate + hotWatchers * cfg.hotRate;
+}

@@ -1,0 +1,229 @@
+import { cpus, loadavg } from 'node:os';
+import { type LoadConfig, offeredDeliveries, type SideKey } from './config';
+import type { DrillResult } from './drills';
+import type { Histogram } from './stats';
+import type { Snapshot } from './system';
+
+/** Figures of one measured window (two snapshots and the latency histogram between them). */
+export interface Phase {
+  seconds: number;
+  deliveries: number;
+  deliveriesPerSec: number;
+  eventsPerSec: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  serverCpuPerDelivery: number;
+  /** The same, less what the pods spend idle (pings, presence beats) over as long. */
+  serverCpuPerDeliveryNet: number;
+  serverCores: number;
+  redisCpuPerEvent: number;
+  redisCpuPerEventNet: number;
+  redisCores: number;
+  publisherCpuPerEvent: number;
+  clientCpuPerDelivery: number;
+  clientCores: number;
+  lost: number;
+  dup: number;
+  errors: number;
+  unexpectedCloses: number;
+  churned: number;
+}
+
+export interface SideResult {
+  side: SideKey;
+  connected: number;
+  connectPerSec: number;
+  idleRssPerSocketKb: number;
+  idle: IdleCpu;
+  clientRssPerSocketKb: number;
+  steady: Phase;
+  drills: Array<{ result: DrillResult; phase: Phase }>;
+  verify: { checked: number; behind: number; missing: number; ahead: number; unknown: number; notReady: number };
+  published: number;
+  /** Everything that counts as an error over the whole run, by kind. */
+  errors: Record<string, number>;
+  lostTotal: number;
+  dupTotal: number;
+  seconds: number;
+}
+
+const ERROR_KINDS = ['connectFailures', 'subscribeErrors', 'protocolErrors', 'epochChanges', 'eventsBeforeAck', 'gaveUp'] as const;
+
+export function errorCount(s: Snapshot): number {
+  return ERROR_KINDS.reduce((sum, k) => sum + s.clients[k], 0) + s.publishErrors;
+}
+
+export function errorsByKind(s: Snapshot): Record<string, number> {
+  const out: Record<string, number> = Object.fromEntries(ERROR_KINDS.map((k) => [k, s.clients[k]]));
+  out.publishErrors = s.publishErrors;
+  return out;
+}
+
+/** CPU the pods and Redis use with every socket connected and nothing published, µs per second. */
+export interface IdleCpu {
+  podUsPerSec: number;
+  redisUsPerSec: number;
+}
+
+export function idleCpu(a: Snapshot, b: Snapshot): IdleCpu {
+  const secs = (b.atUs - a.atUs) / 1e6;
+  return { podUsPerSec: podCpuDelta(a, b) / secs, redisUsPerSec: (b.redisCpuUs - a.redisCpuUs) / secs };
+}
+
+function podCpuDelta(a: Snapshot, b: Snapshot): number {
+  // A pod killed inside the window counts for nothing (its last CPU reading is lost with it).
+  return b.podCpuUs.reduce((sum, after, j) => sum + (Number.isFinite(after) && Number.isFinite(a.podCpuUs[j]) ? after - a.podCpuUs[j] : 0), 0);
+}
+
+export function phase(a: Snapshot, b: Snapshot, latency: Histogram, idle: IdleCpu): Phase {
+  const us = b.atUs - a.atUs;
+  const deliveries = b.clients.received - a.clients.received;
+  const events = b.published - a.published;
+  const podCpu = podCpuDelta(a, b);
+  const redisCpu = b.redisCpuUs - a.redisCpuUs;
+  const clientCpu = b.clientCpuUs - a.clientCpuUs;
+  return {
+    seconds: us / 1e6,
+    deliveries,
+    deliveriesPerSec: deliveries / (us / 1e6),
+    eventsPerSec: events / (us / 1e6),
+    p50: latency.percentileUs(50) / 1000,
+    p99: latency.percentileUs(99) / 1000,
+    p999: latency.percentileUs(99.9) / 1000,
+    max: latency.maxUs / 1000,
+    serverCpuPerDelivery: podCpu / Math.max(1, deliveries),
+    serverCpuPerDeliveryNet: (podCpu - (idle.podUsPerSec * us) / 1e6) / Math.max(1, deliveries),
+    serverCores: podCpu / us,
+    redisCpuPerEvent: redisCpu / Math.max(1, events),
+    redisCpuPerEventNet: (redisCpu - (idle.redisUsPerSec * us) / 1e6) / Math.max(1, events),
+    redisCores: redisCpu / us,
+    publisherCpuPerEvent: (b.publisherCpuUs - a.publisherCpuUs) / Math.max(1, events),
+    clientCpuPerDelivery: clientCpu / Math.max(1, deliveries),
+    clientCores: clientCpu / us,
+    lost: b.clients.lost - a.clients.lost,
+    dup: b.clients.dup - a.clients.dup,
+    errors: errorCount(b) - errorCount(a),
+    unexpectedCloses: b.clients.unexpectedCloses - a.clients.unexpectedCloses,
+    churned: b.clients.churned - a.clients.churned,
+  };
+}
+
+function fmt(value: number | undefined, digits: number): string {
+  if (value === undefined || !Number.isFinite(value)) return 'n/a';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+type Row = [label: string, pick: (r: SideResult) => number, digits: number];
+
+function table(results: SideResult[], rows: Row[]): string[] {
+  const full = results.find((r) => r.side === 'full');
+  const base = results.find((r) => r.side === 'baseline');
+  const cols = [full, base].filter((r): r is SideResult => r !== undefined);
+  const both = full !== undefined && base !== undefined;
+  const header = ['Metric', ...cols.map((r) => (r.side === 'full' ? 'Full path' : 'Baseline')), ...(both ? ['Full / baseline'] : [])];
+  const lines = [`| ${header.join(' | ')} |`, `|---|${cols.map(() => '---:|').join('')}${both ? '---:|' : ''}`];
+  for (const [label, pick, digits] of rows) {
+    const values = cols.map(pick);
+    const ratio = both ? values[0] / values[1] : Number.NaN;
+    lines.push(`| ${label} | ${values.map((v) => fmt(v, digits)).join(' | ')}${both ? ` | ${values[1] === 0 ? 'n/a' : fmt(ratio, 2)}` : ''} |`);
+  }
+  return lines;
+}
+
+export function markdown(cfg: LoadConfig, results: SideResult[], date: string, environment: string[], drillText: string[]): string {
+  const hot = cfg.hotEvery > 0 ? Math.ceil(cfg.sockets / cfg.hotEvery) : 0;
+  const rows: Row[] = [
+    ['Sockets connected and subscribed', (r) => r.connected, 0],
+    ['Connect + subscribe rate, sockets/s', (r) => r.connectPerSec, 0],
+    ['Idle RSS per socket (pods, RSS delta / sockets), KB', (r) => r.idleRssPerSocketKb, 1],
+    ['Deliveries/s offered', () => offeredDeliveries(cfg), 0],
+    ['Deliveries/s (steady phase)', (r) => r.steady.deliveriesPerSec, 0],
+    ['Events/s published', (r) => r.steady.eventsPerSec, 1],
+    ['Publish → deliver latency p50, ms', (r) => r.steady.p50, 2],
+    ['Publish → deliver latency p99, ms', (r) => r.steady.p99, 2],
+    ['Publish → deliver latency p99.9, ms', (r) => r.steady.p999, 2],
+    ['Publish → deliver latency max, ms', (r) => r.steady.max, 1],
+    ['Server CPU-µs per delivery (all pods)', (r) => r.steady.serverCpuPerDelivery, 2],
+    ["… less the pods' idle CPU (pings, presence) over as long", (r) => r.steady.serverCpuPerDeliveryNet, 2],
+    ['Server cores busy', (r) => r.steady.serverCores, 2],
+    ['Server cores busy when idle (every socket connected, nothing published)', (r) => r.idle.podUsPerSec / 1e6, 3],
+    ['Redis CPU-µs per event', (r) => r.steady.redisCpuPerEvent, 1],
+    ["… less Redis's idle CPU over as long", (r) => r.steady.redisCpuPerEventNet, 1],
+    ['Redis cores busy', (r) => r.steady.redisCores, 3],
+    ['Redis cores busy when idle', (r) => r.idle.redisUsPerSec / 1e6, 3],
+    ['Publisher CPU-µs per event', (r) => r.steady.publisherCpuPerEvent, 1],
+    ['Client CPU-µs per delivery', (r) => r.steady.clientCpuPerDelivery, 2],
+    ['Client cores busy', (r) => r.steady.clientCores, 2],
+    ['Client RSS per socket (client processes, RSS delta / sockets), KB', (r) => r.clientRssPerSocketKb, 1],
+    ['Sockets churned (closed and replaced) in the steady phase', (r) => r.steady.churned, 0],
+    ['Lost (steady phase)', (r) => r.steady.lost, 0],
+    ['Duplicates (steady phase)', (r) => r.steady.dup, 0],
+    ['Unexpected disconnects (steady phase)', (r) => r.steady.unexpectedCloses, 0],
+    ['Lost (whole run)', (r) => r.lostTotal, 0],
+    ['Duplicates (whole run)', (r) => r.dupTotal, 0],
+    ['Errors (whole run)', (r) => Object.values(r.errors).reduce((a, b) => a + b, 0), 0],
+    ['Subscriptions checked at the end', (r) => r.verify.checked, 0],
+    ['… behind the last published seq (missing events)', (r) => r.verify.missing, 0],
+  ];
+  const drillRows: Row[] = [];
+  for (const [d, name] of cfg.drills.entries()) {
+    const figures = results[0]?.drills[d]?.result.figures ?? [];
+    figures.forEach(([label, , digits], f) => drillRows.push([`${name}: ${label}`, (r) => r.drills[d]?.result.figures[f]?.[1] ?? Number.NaN, digits]));
+    drillRows.push(
+      [`${name}: lost`, (r) => r.drills[d]?.result.lost ?? Number.NaN, 0],
+      [`${name}: duplicates`, (r) => r.drills[d]?.result.dup ?? Number.NaN, 0],
+      [`${name}: errors`, (r) => r.drills[d]?.phase.errors ?? Number.NaN, 0],
+      [`${name}: latency p99 in the drill window (replayed events count from their publish), ms`, (r) => r.drills[d]?.phase.p99 ?? Number.NaN, 1],
+      [`${name}: latency max in the drill window, ms`, (r) => r.drills[d]?.phase.max ?? Number.NaN, 0],
+    );
+  }
+  const full = results.find((r) => r.side === 'full');
+  const base = results.find((r) => r.side === 'baseline');
+  const verdict: string[] = [];
+  if (full) {
+    const errors = Object.entries(full.errors).filter(([, v]) => v > 0);
+    const exact = full.verify.behind === 0 && full.verify.ahead === 0 && full.verify.notReady === 0;
+    verdict.push(
+      `- Full path: ${full.lostTotal === 0 && full.dupTotal === 0 && errors.length === 0 && exact ? '**PASS**' : '**FAIL**'} — lost ${full.lostTotal}, duplicates ${full.dupTotal}, errors ${errors.length ? errors.map(([k, v]) => `${k} ${v}`).join(', ') : 0}; ` +
+        `${full.verify.checked - full.verify.behind - full.verify.ahead} of ${full.verify.checked} subscriptions ended exactly at their stream's last published seq${full.verify.notReady ? ` (${full.verify.notReady} sockets not connected at the end)` : ''}.`,
+    );
+  }
+  if (full && base) {
+    const ratio = full.steady.p99 / base.steady.p99;
+    verdict.push(`- p99 latency full / baseline: ${fmt(ratio, 2)} (the issue's bar at 1k subscribers over two pods: ≤ 1.10).`);
+    if (cfg.drills.length && base.lostTotal > 0)
+      verdict.push(`- The baseline has no replay: its sockets lost ${base.lostTotal.toLocaleString('en-US')} deliveries over the run (drills included).`);
+  }
+  return [
+    `# Load: full path vs Socket.IO + sharded redis adapter — ${date} (${cfg.preset})`,
+    '',
+    'Produced by `npm run load` (load/run.ts). Each side ran alone on the machine, one after the other, with the same parameters.',
+    '',
+    '## Parameters',
+    '',
+    `- ${cfg.sockets.toLocaleString('en-US')} sockets per side over ${cfg.pods} pods and ${cfg.clients} client processes (${cfg.lib === 'raw' ? 'raw Engine.IO frames over ws' : 'socket.io-client'}), bound round robin to ${cfg.addrs.length} source addresses (${cfg.addrs[0]}–${cfg.addrs[cfg.addrs.length - 1]}).`,
+    `- ${cfg.streams} streams with ~${Math.round(cfg.sockets / cfg.streams).toLocaleString('en-US')} subscribers each at ${cfg.rate} events/s${hot ? `, plus one hot stream with ${hot.toLocaleString('en-US')} subscribers at ${cfg.hotRate} events/s` : ''}: ${fmt(offeredDeliveries(cfg), 0)} deliveries/s offered; ${cfg.padBytes}-byte padding per payload.`,
+    `- Publishing: ${cfg.publishers} publisher process(es), open loop; full path ${cfg.via === 'direct' ? 'StreamPublisher (Lua) directly' : cfg.via === 'http' ? 'through the HTTP publish API' : 'alternating StreamPublisher and the HTTP API'}; baseline \`io.to(room).emit\` through the sharded adapter.`,
+    `- Churn ${cfg.churn} sockets/s closed and replaced by fresh ones; warm-up ${cfg.warmup} s, steady phase ${cfg.duration} s; drills: ${cfg.drills.length ? cfg.drills.join(', ') : 'none'}.`,
+    ...drillText.map((t) => `- ${t}`),
+    ...environment,
+    '',
+    '## Results',
+    '',
+    ...table(results, rows),
+    ...(drillRows.length ? ['', '### Drills', '', ...table(results, drillRows)] : []),
+    '',
+    ...verdict,
+    '',
+    "Ratios are full path / baseline. Latency is the publisher's send time (CLOCK_MONOTONIC µs in the payload) to the client's frame receipt, every delivery counted (10 µs histogram buckets). " +
+      'Server CPU is from /proc/<pid>/stat of the pods (10 ms ticks), Redis CPU from `INFO cpu`; per delivery and per event over the steady phase. ' +
+      "Lost and duplicates: every client checks each subscription gapless (full path: envelope seq; baseline: the payload counter), and at the end every subscription must sit at its stream's last published seq.",
+    '',
+    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, load average at the end ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / ')}; run time ${results.map((r) => `${r.side} ${Math.round(r.seconds)} s`).join(', ')}.`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,227 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { RedisServerProcess, waitFor } from '@app/runtime';
+import { signToken } from '../test/support/tokens';
+import { sleep } from '../bench/common';
+import { type LoadConfig, offeredDeliveries, parseConfig, type SideKey } from './config';
+import { DRILLS } from './drills';
+import { errorCount, errorsByKind, idleCpu, markdown, phase, type SideResult } from './report';
+import { LoadSystem, streamNames } from './system';
+
+/**
+ * `npm run load`: many sockets over several pods and client processes, steady publishing,
+ * churn and fault drills, on loopback; the full path and the naive baseline (socket.io +
+ * sharded redis adapter) each alone on the machine in turn, with the same parameters.
+ * Writes bench/results/load-<date>[-<preset>].md and prints it. See load/README.md.
+ *
+ * Phases per side: start (Redis, pods one by one, publishers, clients) → connect every
+ * socket (connect rate, then idle RSS per socket) → publish + churn, warm-up → steady
+ * phase (throughput, latency, CPU, loss) → each drill in turn, load still on → stop
+ * publishing → every subscription must reach its stream's last seq → tear down.
+ */
+
+const startedAt = Date.now();
+function log(line: string): void {
+  console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)} s] ${line}`);
+}
+
+let current: LoadSystem | null = null;
+
+async function shutdown(code: number): Promise<never> {
+  const sys = current;
+  current = null;
+  await sys?.teardown().catch(() => undefined);
+  process.exit(code);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping the load run`);
+    void shutdown(130);
+  });
+}
+
+async function runSide(side: SideKey, cfg: LoadConfig, tokens: string[]): Promise<SideResult> {
+  const sideStarted = Date.now();
+  const sys = await LoadSystem.start(side, cfg, tokens, log);
+  current = sys;
+  try {
+    // Connect: every socket connects and subscribes (joins) while the streams are quiet.
+    await sleep(1_000);
+    const rssBefore = sys.podRssKb();
+    const pre = await sys.snapshot();
+    const connectStarted = Date.now();
+    const connectTimeoutMs = 120_000 + cfg.sockets * 20;
+    await sys.eachClient('connect', {}, connectTimeoutMs);
+    const connectMs = Date.now() - connectStarted;
+    // Idle: every socket connected, nothing published; RSS settles, idle CPU is measured.
+    await sleep(1_000);
+    const idleFrom = await sys.snapshot();
+    await sleep(4_000);
+    const idle = await sys.snapshot();
+    const idleCost = idleCpu(idleFrom, idle);
+    const idleRssPerSocketKb = (sys.podRssKb() - rssBefore) / Math.max(1, idle.clients.ready);
+    log(
+      `${side}: ${idle.clients.ready} of ${cfg.sockets} sockets subscribed in ${(connectMs / 1000).toFixed(1)} s ` +
+        `(${Math.round(idle.clients.ready / (connectMs / 1000))}/s; per pod ${idle.clients.perPod.join(' / ')}); ` +
+        `pod RSS +${(idleRssPerSocketKb || 0).toFixed(1)} KB/socket; client RSS ${Math.round(idle.clients.rssKb / 1024)} MB`,
+    );
+    if (idle.clients.ready < cfg.sockets)
+      throw new Error(`${side}: only ${idle.clients.ready} of ${cfg.sockets} sockets connected (errors ${JSON.stringify(errorsByKind(idle))})`);
+
+    // Load: publishers and churn on; warm up, then the measured steady phase.
+    await sys.startPublishing(cfg);
+    await sys.eachClient('churn', { perSecond: cfg.churn / cfg.clients });
+    log(`${side}: publishing (${Math.round(offeredDeliveries(cfg))} deliveries/s offered), churn ${cfg.churn}/s; warm-up ${cfg.warmup} s`);
+    await sleep(cfg.warmup * 1000);
+    await sys.histogram(true);
+    const a = await sys.snapshot();
+    await progress(sys, cfg.duration * 1000, side);
+    const b = await sys.snapshot();
+    const steady = phase(a, b, await sys.histogram(true), idleCost);
+    log(
+      `${side}: steady ${Math.round(steady.deliveriesPerSec)} deliveries/s, p50 ${steady.p50.toFixed(2)} p99 ${steady.p99.toFixed(2)} p99.9 ${steady.p999.toFixed(2)} ms, ` +
+        `server ${steady.serverCpuPerDelivery.toFixed(2)} CPU-µs/delivery, redis ${steady.redisCpuPerEvent.toFixed(1)} µs/event, lost ${steady.lost}, dup ${steady.dup}, errors ${steady.errors}`,
+    );
+
+    // Drills, load still on.
+    const drills: SideResult['drills'] = [];
+    for (const name of cfg.drills) {
+      const result = await DRILLS[name].run({ sys, cfg, log });
+      drills.push({ result, phase: phase(result.before, result.after, result.latency, idleCost) });
+      log(`${side}: ${name}: lost ${result.lost}, dup ${result.dup}${result.notes.length ? `; ${result.notes.join('; ')}` : ''}`);
+    }
+
+    // Stop, then every subscription must reach its stream's last published seq.
+    await sys.eachClient('churn', { perSecond: 0 });
+    const stop = await sys.stopPublishing(streamNames(cfg).length);
+    let verify = await sys.eachClient<SideResult['verify']>('verify', { finals: stop.finals });
+    for (let tries = 0; tries < 60 && verify.some((v) => v.behind > 0 || v.notReady > 0); tries++) {
+      await sleep(500);
+      verify = await sys.eachClient<SideResult['verify']>('verify', { finals: stop.finals });
+    }
+    const end = await sys.snapshot();
+    const sum = (key: keyof SideResult['verify']) => verify.reduce((total, v) => total + v[key], 0);
+    const result: SideResult = {
+      side,
+      connected: idle.clients.ready,
+      connectPerSec: idle.clients.ready / (connectMs / 1000),
+      idleRssPerSocketKb,
+      idle: idleCost,
+      clientRssPerSocketKb: (idle.clients.rssKb - pre.clients.rssKb) / Math.max(1, idle.clients.ready),
+      steady,
+      drills,
+      verify: {
+        checked: sum('checked'),
+        behind: sum('behind'),
+        missing: sum('missing'),
+        ahead: sum('ahead'),
+        unknown: sum('unknown'),
+        notReady: sum('notReady'),
+      },
+      published: stop.sent,
+      errors: errorsByKind(end),
+      lostTotal: end.clients.lost,
+      dupTotal: end.clients.dup,
+      seconds: (Date.now() - sideStarted) / 1000,
+    };
+    log(
+      `${side}: published ${stop.sent} events (${stop.errors} errors${stop.httpRetries ? `, ${stop.httpRetries} HTTP retries` : ''}); ` +
+        `end check: ${result.verify.checked - result.verify.behind - result.verify.ahead} of ${result.verify.checked} subscriptions at their last seq, ` +
+        `${result.verify.missing} events missing; lost ${end.clients.lost}, dup ${end.clients.dup}, errors ${errorCount(end)}`,
+    );
+    return result;
+  } finally {
+    current = null;
+    await sys.teardown();
+  }
+}
+
+/** Waits out a phase, logging a line every 10 s. */
+async function progress(sys: LoadSystem, ms: number, side: SideKey): Promise<void> {
+  const until = Date.now() + ms;
+  let last = await sys.snapshot();
+  while (Date.now() < until) {
+    await sleep(Math.min(10_000, until - Date.now()));
+    const now = await sys.snapshot();
+    const secs = (now.atUs - last.atUs) / 1e6;
+    log(
+      `${side}:   ${Math.round((now.clients.received - last.clients.received) / secs)} deliveries/s, ready ${now.clients.ready}, ` +
+        `lost ${now.clients.lost}, dup ${now.clients.dup}, errors ${errorCount(now)}, load ${loadavg()[0].toFixed(2)}`,
+    );
+    last = now;
+  }
+}
+
+/** `--serve <s>`: the full path with its publishers and no clients, for Artillery or any outside client. */
+async function serve(cfg: LoadConfig, tokens: string[]): Promise<void> {
+  const sys = await LoadSystem.start('full', { ...cfg, clients: 0 }, tokens, log);
+  current = sys;
+  await sys.startPublishing(cfg);
+  const streams = streamNames(cfg);
+  console.log(
+    [
+      '',
+      `gateway pods: ${sys.pods.map((p) => p.url).join(' ')}`,
+      `streams: ${streams[0]} … ${streams[streams.length - 1]} (${cfg.rate} events/s each${cfg.hotEvery ? `, the hot one ${cfg.hotRate}/s` : ''})`,
+      `export LOAD_TOKEN=${tokens[0]}`,
+      `serving for ${cfg.serve} s (Ctrl-C stops it earlier)`,
+      '',
+    ].join('\n'),
+  );
+  await sleep(cfg.serve * 1000);
+  const stop = await sys.stopPublishing(streams.length);
+  log(`published ${stop.sent} events, ${stop.errors} errors`);
+}
+
+async function main(): Promise<void> {
+  const cfg = parseConfig(process.argv.slice(2), process.env);
+  const deadline = setTimeout(() => {
+    console.error(`load: past the ${cfg.deadline} s deadline, stopping`);
+    void shutdown(1);
+  }, cfg.deadline * 1000);
+  deadline.unref();
+  for (const name of cfg.drills) if (!DRILLS[name]) throw new Error(`unknown drill ${name}; drills: ${Object.keys(DRILLS).join(', ')}`);
+  const gatewayMain = join(__dirname, '..', 'dist', 'apps', 'gateway', 'main.js');
+  await waitFor(() => existsSync(gatewayMain), { timeoutMs: 60_000, intervalMs: 500, message: `${gatewayMain} (run npm run build)` });
+  if (!RedisServerProcess.isAvailable()) throw new Error('redis-server is not on PATH');
+  log(`config: ${JSON.stringify({ ...cfg, addrs: cfg.addrs.length })}; load average ${loadavg()[0].toFixed(2)}; deadline ${cfg.deadline} s`);
+
+  // Several users, every one allowed all bot streams: presence sees many dashboards per bot.
+  const tokens = await Promise.all(
+    Array.from({ length: 16 }, (_, i) => signToken({ sub: `load-user-${i}`, scope: ['bot:*'], expiresInSeconds: cfg.deadline + 3600 })),
+  );
+  if (cfg.serve) return serve(cfg, tokens);
+  const results: SideResult[] = [];
+  for (const side of cfg.sides) results.push(await runSide(side, cfg, tokens));
+
+  const date = execFileSync('date', ['+%F'], { encoding: 'utf8' }).trim();
+  const environment = [
+    `- Each side: a private redis-server (no persistence); full path = gateway pods from dist/apps/gateway (TRANSPORTS=websocket, LOG_LEVEL=warn); baseline = bench/baseline-server.ts pods (socket.io 4.8.3 + @socket.io/redis-adapter sharded, dynamic mode, no auth, no seq).`,
+  ];
+  const report = markdown(
+    cfg,
+    results,
+    date,
+    environment,
+    cfg.drills.map((name) => `Drill ${name}: ${DRILLS[name].describe(cfg)}`),
+  );
+  const dir = join(__dirname, '..', 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, cfg.out || `load-${date}${cfg.preset === 'default' ? '' : `-${cfg.preset}`}.md`);
+  writeFileSync(file, report);
+  console.log(`\n${report}`);
+  log(`report written to ${file}`);
+  const full = results.find((r) => r.side === 'full');
+  // A failed full path (anything lost, duplicated, an error, a subscription short at the end) fails the command.
+  if (full && (full.lostTotal > 0 || full.dupTotal > 0 || Object.values(full.errors).some((v) => v > 0) || full.verify.behind > 0)) process.exitCode = 2;
+}
+
+main()
+  .catch((error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exitCode = 1;
+  })
+  .finally(() => shutdown(Number(process.exitCode ?? 0)));

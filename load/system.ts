@@ -1,0 +1,244 @@
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { RedisServerProcess } from '@app/runtime';
+import { type AppProcess, startGateway } from '../test/support/processes';
+import { TEST_API_KEY } from '../test/support/tokens';
+import { HelperProcess, nowUs, redisCpuUs, rssKb } from '../bench/common';
+import type { ClientStats } from './client-worker';
+import type { LoadConfig, SideKey } from './config';
+import { Histogram, procCpuUs } from './stats';
+
+/**
+ * One side of the comparison, alone on the machine: a private Redis, the pods (gateway
+ * pods from the build, or bench/baseline-server.ts), publisher processes and client
+ * processes. Everything it starts is killed when the driver exits, however it exits.
+ */
+
+const everything = new Set<{ kill(): unknown }>();
+process.on('exit', () => {
+  for (const child of everything) void child.kill();
+});
+
+export interface Pod {
+  name: string;
+  url: string;
+  pid: number;
+  alive: boolean;
+  kill(): Promise<void>;
+}
+
+export interface PublisherStop {
+  indexes: number[];
+  sent: number[];
+  finals: number[];
+  errors: number;
+  httpRetries: number;
+}
+
+/** Cumulative readings at one instant; two of them make a measured phase. */
+export interface Snapshot {
+  atUs: number;
+  podCpuUs: number[];
+  redisCpuUs: number;
+  clientCpuUs: number;
+  publisherCpuUs: number;
+  published: number;
+  publishErrors: number;
+  clients: ClientStats;
+}
+
+export class LoadSystem {
+  private constructor(
+    readonly side: SideKey,
+    readonly redisServer: RedisServerProcess,
+    readonly redis: Redis,
+    readonly pods: Pod[],
+    readonly publishers: HelperProcess[],
+    readonly clients: HelperProcess[],
+  ) {}
+
+  static async start(side: SideKey, cfg: LoadConfig, tokens: string[], log: (line: string) => void): Promise<LoadSystem> {
+    const redisServer = await RedisServerProcess.start({ persistent: false, args: ['--maxclients', '1000'] });
+    everything.add({ kill: () => redisServer.dispose() });
+    const redis = new Redis(redisServer.url);
+    const pods: Pod[] = [];
+    // One pod at a time: N NestJS pods booting at once on two cores only time each other out.
+    for (let i = 0; i < cfg.pods; i++) pods.push(side === 'full' ? await gatewayPod(redisServer.url, i) : await baselinePod(redisServer.url, i));
+    log(`${side}: redis ${redisServer.url}, ${pods.length} pods (pids ${pods.map((p) => p.pid).join(', ')})`);
+
+    const publishers = Array.from({ length: cfg.publishers }, (_, i) =>
+      fork(`publisher-${i + 1}`, 'publisher-worker.ts', {
+        REDIS_URL: redisServer.url,
+        LOAD_PUBLISH: side === 'baseline' ? 'baseline' : cfg.via,
+        LOAD_API_KEY: TEST_API_KEY,
+      }),
+    );
+    const clients = Array.from({ length: cfg.clients }, (_, i) => fork(`client-${i + 1}`, 'client-worker.ts', {}, ['--max-old-space-size=4096']));
+    await Promise.all([...publishers, ...clients].map((helper) => helper.started(60_000)));
+
+    const perClient = Math.ceil(cfg.sockets / cfg.clients);
+    await Promise.all(
+      clients.map((client, c) =>
+        client.request('init', {
+          plan: {
+            kind: side === 'full' ? 'gateway' : 'baseline',
+            lib: cfg.lib,
+            pods: pods.map((p) => p.url),
+            tokens,
+            streams: streamNames(cfg),
+            hotEvery: cfg.hotEvery,
+            first: c * perClient,
+            count: Math.max(0, Math.min(perClient, cfg.sockets - c * perClient)),
+            addrs: cfg.addrs,
+            concurrency: cfg.concurrency,
+            reconnectJitterMs: cfg.reconnectJitterMs,
+          },
+        }),
+      ),
+    );
+    return new LoadSystem(side, redisServer, redis, pods, publishers, clients);
+  }
+
+  /** Sends one request to every client process and answers their replies. */
+  eachClient<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<T[]> {
+    return Promise.all(this.clients.map((client) => client.request<T>(cmd, args, timeoutMs)));
+  }
+
+  eachPublisher<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<T[]> {
+    return Promise.all(this.publishers.map((p) => p.request<T>(cmd, args, timeoutMs)));
+  }
+
+  podRssKb(): number {
+    return this.pods.filter((p) => p.alive).reduce((sum, p) => sum + rssKb(p.pid), 0);
+  }
+
+  /** Starts every publisher on its share of the streams (stream j goes to publisher j mod P). */
+  async startPublishing(cfg: LoadConfig): Promise<void> {
+    const names = streamNames(cfg);
+    const streams = names.map((name, index) => ({ name, index, rate: cfg.hotEvery > 0 && index === names.length - 1 ? cfg.hotRate : cfg.rate }));
+    await Promise.all(
+      this.publishers.map((p, i) =>
+        p.request('start', {
+          streams: streams.filter((_, j) => j % this.publishers.length === i),
+          pods: this.pods.map((pod) => pod.url),
+          padBytes: cfg.padBytes,
+        }),
+      ),
+    );
+  }
+
+  /** Stops publishing; answers the last seq (full path) or counter (baseline) of every stream. */
+  async stopPublishing(streamCount: number): Promise<{ finals: number[]; errors: number; httpRetries: number; sent: number }> {
+    const replies = await this.eachPublisher<PublisherStop>('stop', {}, 120_000);
+    const finals = new Array<number>(streamCount).fill(0);
+    let errors = 0;
+    let httpRetries = 0;
+    let sent = 0;
+    for (const reply of replies) {
+      reply.indexes.forEach((s, j) => (finals[s] = reply.finals[j]));
+      errors += reply.errors;
+      httpRetries += reply.httpRetries;
+      sent += reply.sent.reduce((a, b) => a + b, 0);
+    }
+    return { finals, errors, httpRetries, sent };
+  }
+
+  /** Marks a pod dead for the clients and publishers (no new connections go there). */
+  async announcePods(): Promise<void> {
+    const alive = this.pods.map((p) => p.alive);
+    await Promise.all([this.eachClient('pods', { alive }), this.eachPublisher('pods', { alive })]);
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const [clientStats, publisherStats, redisCpu] = await Promise.all([
+      this.eachClient<ClientStats>('stats'),
+      this.eachPublisher<{ sent: number; errors: number }>('stats'),
+      redisCpuUs(this.redis),
+    ]);
+    return {
+      atUs: nowUs(),
+      podCpuUs: this.pods.map((p) => (p.alive ? procCpuUs(p.pid) : Number.NaN)),
+      redisCpuUs: redisCpu,
+      clientCpuUs: this.clients.reduce((sum, c) => sum + procCpuUs(c.pid), 0),
+      publisherCpuUs: this.publishers.reduce((sum, p) => sum + procCpuUs(p.pid), 0),
+      published: publisherStats.reduce((sum, s) => sum + s.sent, 0),
+      publishErrors: publisherStats.reduce((sum, s) => sum + s.errors, 0),
+      clients: sumStats(clientStats),
+    };
+  }
+
+  /** The clients' latency histograms merged (and reset, to start the next phase). */
+  async histogram(reset: boolean): Promise<Histogram> {
+    const merged = new Histogram();
+    for (const h of await this.eachClient<{ counts: Uint32Array; total: number; maxUs: number }>('histogram', { reset })) merged.merge(h);
+    return merged;
+  }
+
+  async teardown(): Promise<void> {
+    await this.eachClient('close').catch(() => undefined);
+    for (const helper of [...this.clients, ...this.publishers]) helper.kill();
+    await Promise.all(this.pods.map((p) => p.kill()));
+    await Promise.all([...this.clients, ...this.publishers].map((h) => h.exited));
+    this.redis.disconnect();
+    await this.redisServer.dispose();
+  }
+}
+
+export function streamNames(cfg: LoadConfig): string[] {
+  const names = Array.from({ length: cfg.streams }, (_, i) => `bot:load-${i}`);
+  return cfg.hotEvery > 0 ? [...names, 'bot:load-hot'] : names;
+}
+
+/** Adds up the clients' counters (numbers, and per-pod arrays element by element). */
+function sumStats(all: ClientStats[]): ClientStats {
+  if (all.length === 0) return {} as ClientStats;
+  const total = { ...all[0], perPod: [...all[0].perPod] };
+  for (const s of all.slice(1)) {
+    for (const [key, value] of Object.entries(s)) {
+      if (key === 'perPod') (value as number[]).forEach((v, j) => (total.perPod[j] += v));
+      else if (key === 'lastRecoveredUs') total.lastRecoveredUs = Math.max(total.lastRecoveredUs, value as number);
+      else (total as unknown as Record<string, number>)[key] += value as number;
+    }
+  }
+  return total;
+}
+
+function fork(name: string, script: string, env: Record<string, string>, nodeFlags: string[] = []): HelperProcess {
+  const helper = HelperProcess.fork(name, join(__dirname, script), env, nodeFlags);
+  everything.add(helper);
+  void helper.exited.then(() => everything.delete(helper));
+  return helper;
+}
+
+async function gatewayPod(redisUrl: string, i: number): Promise<Pod> {
+  const app: AppProcess = await startGateway({ redisUrl }, `load-gw-${i + 1}`);
+  everything.add(app);
+  const pod: Pod = {
+    name: `load-gw-${i + 1}`,
+    url: app.url,
+    pid: app.pid ?? -1,
+    alive: true,
+    kill: async () => {
+      pod.alive = false;
+      await app.kill();
+    },
+  };
+  return pod;
+}
+
+async function baselinePod(redisUrl: string, i: number): Promise<Pod> {
+  const helper = fork(`baseline-${i + 1}`, join('..', 'bench', 'baseline-server.ts'), { REDIS_URL: redisUrl });
+  const { port } = await helper.started(60_000);
+  const pod: Pod = {
+    name: `baseline-${i + 1}`,
+    url: `http://127.0.0.1:${Number(port)}`,
+    pid: helper.pid,
+    alive: true,
+    kill: async () => {
+      pod.alive = false;
+      helper.kill();
+      await helper.exited;
+    },
+  };
+  return pod;
+}
