@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { acquireRedis, createLogger, freePort } from '@app/runtime';
+import { acquireInstanceLock, alreadyRunning, portProblem } from './instance-lock';
 
 /**
  * `npm start`: the whole system on one machine with no set-up — a Redis (REDIS_URL, else a
@@ -14,11 +15,24 @@ const children: ChildProcess[] = [];
 let stopping = false;
 
 async function main(): Promise<void> {
-  // Data under .data/redis survives restarts of `npm start`.
-  const redis = await acquireRedis({ persistent: true, dataDir: join(process.cwd(), '.data', 'redis'), detached: true });
-  logger.info({ redis: redis.kind }, `redis: ${redis.url} (${redis.kind})`);
+  const dataDir = join(process.cwd(), '.data');
   const port = Number(process.env.PORT ?? 3000);
+  const url = `http://localhost:${port}`;
+  // One system per directory, and only on ports nobody holds: refuse before starting anything.
+  const lock = acquireInstanceLock(dataDir, url);
+  if ('holder' in lock) return refuse(alreadyRunning(lock.holder));
   const workerPort = process.env.WORKER_PORT ? Number(process.env.WORKER_PORT) : await freePort();
+  for (const [variable, value] of [
+    ['PORT', port],
+    ['WORKER_PORT', workerPort],
+  ] as const) {
+    const problem = await portProblem(value, variable);
+    if (problem) return refuse(problem);
+  }
+  // Data under .data/redis survives restarts of `npm start`.
+  const redis = await acquireRedis({ persistent: true, dataDir: join(dataDir, 'redis'), detached: true });
+  logger.info({ redis: redis.kind }, `redis: ${redis.url} (${redis.kind})`);
+  const serverId = process.env.SERVER_ID ?? `embedded-${process.pid}`;
   const jwtSecret = process.env.JWT_SECRET ?? randomBytes(24).toString('base64url');
   const apiKey = process.env.API_KEYS?.split(',')[0] ?? `dev-${randomBytes(16).toString('hex')}`;
   const shared = { ...process.env, REDIS_URL: redis.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
@@ -28,15 +42,17 @@ async function main(): Promise<void> {
     stopping = true;
     await Promise.all(children.map((child) => terminate(child)));
     await redis.release();
+    lock.release();
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
 
   const dist = join(__dirname, '..');
-  start('gateway', join(dist, 'gateway', 'main.js'), { ...shared, PORT: String(port), JWT_SECRET: jwtSecret, API_KEYS: apiKey }, stop);
+  start('gateway', join(dist, 'gateway', 'main.js'), { ...shared, PORT: String(port), SERVER_ID: serverId, JWT_SECRET: jwtSecret, API_KEYS: apiKey }, stop);
   start('worker', join(dist, 'worker', 'main.js'), { ...shared, PORT: String(workerPort) }, stop);
-  await waitReady(`http://127.0.0.1:${port}/readyz`);
+  // Ready means our own gateway answered, never whatever else listens on the port.
+  await waitReady(`http://127.0.0.1:${port}/readyz`, serverId);
 
   const token = await new SignJWT({ scope: ['admin'] })
     .setProtectedHeader({ alg: 'HS256' })
@@ -44,7 +60,6 @@ async function main(): Promise<void> {
     .setIssuedAt()
     .setExpirationTime('12h')
     .sign(new TextEncoder().encode(jwtSecret));
-  const url = `http://localhost:${port}`;
   process.stdout.write(
     [
       '',
@@ -81,14 +96,20 @@ function terminate(child: ChildProcess): Promise<void> {
   });
 }
 
-async function waitReady(url: string): Promise<void> {
+async function waitReady(url: string, serverId: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     const response = await fetch(url).catch(() => null);
-    if (response?.ok) return;
+    const body = response?.ok ? ((await response.json().catch(() => null)) as { serverId?: unknown } | null) : null;
+    if (body?.serverId === serverId) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`the gateway did not become ready at ${url}`);
+}
+
+function refuse(problem: string): void {
+  logger.fatal(problem);
+  process.exitCode = 1;
 }
 
 main().catch((error: unknown) => {

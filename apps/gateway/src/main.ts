@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { ConfigError, createLogger, exitGracefullyOn, NestPinoLogger, waitForReady } from '@app/runtime';
+import { checkListen, ConfigError, createLogger, describeListenError, exitGracefullyOn, NestPinoLogger, waitForReady } from '@app/runtime';
 import { AppModule } from './app.module';
 import { ApiKeys } from './auth/api-key.guard';
 import { TokenVerifier } from './auth/token-verifier';
@@ -39,7 +39,15 @@ async function bootstrap(): Promise<void> {
   const redis = app.get(RedisConnections);
   await Promise.all([waitForReady(redis.commands, 30_000), waitForReady(redis.subscriber, 30_000)]);
 
-  await app.listen(config.port, config.host);
+  const cannotListen = (error: unknown): never => {
+    const problem = describeListenError(error, { port: config.port, host: config.host, portVariable: 'PORT' });
+    if (!problem) throw error;
+    logger.fatal({ serverId: config.serverId, port: config.port, host: config.host, code: (error as { code?: string }).code }, problem);
+    process.exit(1);
+  };
+  // Probed first: a failed app.listen is logged by Nest too, which would make two lines of one fault.
+  await checkListen(config.port, config.host).catch(cannotListen);
+  await app.listen(config.port, config.host).catch(cannotListen);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ serverId: config.serverId, port, transports: config.transports }, `gateway listening on port ${port}`);

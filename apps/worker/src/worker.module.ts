@@ -1,8 +1,8 @@
 import { BullModule } from '@nestjs/bullmq';
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Logger, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { DomainStore, QUEUE_PREFIX, QUEUES } from '@app/backplane';
-import { reconnectDelay } from '@app/runtime';
+import { reconnectDelay, RedisErrorLog } from '@app/runtime';
 import { AgentControlProcessor } from './agents/agent-control.processor';
 import { AgentRunProcessor } from './agents/agent-run.processor';
 import { RunCancellation } from './agents/run-cancellation';
@@ -10,6 +10,7 @@ import { WORKER_CONFIG, type WorkerConfig } from './config/worker-config';
 import { DagControlProcessor } from './dags/dag-control.processor';
 import { DagExecutionProcessor } from './dags/dag-execution.processor';
 import { EventSink } from './ops/event-sink';
+import { QueueWorkers } from './ops/queue-workers';
 import { WorkerHttp } from './ops/worker-http';
 import { WorkerMetrics } from './ops/worker-metrics';
 import { WorkerRedis } from './ops/worker-redis';
@@ -33,7 +34,13 @@ export class WorkerModule {
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
         WorkerMetrics,
+        {
+          provide: RedisErrorLog,
+          inject: [WorkerMetrics],
+          useFactory: (metrics: WorkerMetrics) => new RedisErrorLog(new Logger('Redis'), { onError: (connection) => metrics.redisErrors.inc({ connection }) }),
+        },
         WorkerRedis,
+        QueueWorkers,
         { provide: DomainStore, inject: [WorkerRedis], useFactory: (redis: WorkerRedis) => new DomainStore(redis.commands) },
         EventSink,
         WorkerHttp,

@@ -5,3 +5,5 @@ export * from './redis-server';
 export * from './acquire-redis';
 export * from './testing/wait';
 export * from './shutdown';
+export * from './redis-error-log';
+export * from './listen-error';

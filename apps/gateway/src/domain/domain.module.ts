@@ -6,6 +6,7 @@ import { StreamsModule } from '../streams/streams.module';
 import { BotCommands } from './bot-commands.service';
 import { DagCommands } from './dag-commands.service';
 import { InboundService } from './inbound.service';
+import { queueErrorLogging } from './queue-errors';
 import { SessionsService } from './sessions.service';
 
 /**
@@ -37,6 +38,7 @@ const defaultJobOptions = {
     BotCommands,
     DagCommands,
     InboundService,
+    queueErrorLogging,
   ],
   exports: [SessionsService, BotCommands, DagCommands, InboundService, DomainStore],
 })

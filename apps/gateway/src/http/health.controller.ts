@@ -1,5 +1,6 @@
-import { Controller, Get, Header, HttpCode, Res } from '@nestjs/common';
+import { Controller, Get, Header, HttpCode, Inject, Res } from '@nestjs/common';
 import type { Response } from 'express';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { Lifecycle } from '../lifecycle/lifecycle.service';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { RedisConnections } from '../redis/redis.providers';
@@ -15,6 +16,7 @@ export class HealthController {
     private readonly redis: RedisConnections,
     private readonly backplane: BackplaneSubscriber,
     private readonly metrics: GatewayMetrics,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
   /** The process is alive and its event loop answers. */
@@ -26,7 +28,8 @@ export class HealthController {
 
   /**
    * Ready to take sockets: not draining, Redis answering, and the backplane subscription
-   * proven by a message that went out and came back through it.
+   * proven by a message that went out and came back through it. `serverId` tells which pod
+   * answered (the embedded launcher checks it is its own).
    */
   @Get('readyz')
   async ready(@Res() response: Response): Promise<void> {
@@ -37,7 +40,7 @@ export class HealthController {
     };
     if (!checks.draining && checks.redis) checks.backplane = await this.backplane.roundTrip(PROBE_TIMEOUT_MS);
     const ok = !checks.draining && checks.redis && checks.backplane;
-    response.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not_ready', checks });
+    response.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not_ready', serverId: this.config.serverId, checks });
   }
 
   @Get('metrics')

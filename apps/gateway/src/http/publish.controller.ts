@@ -4,6 +4,7 @@ import { ErrorCode, parseStream, ProtocolError, validateEventDraft } from '@app/
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { InboundService } from '../domain/inbound.service';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { BackplaneDeadline } from './backplane-deadline';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
 const BODY_FIELDS = new Set(['type', 'payload']);
@@ -16,6 +17,7 @@ export class PublishController {
     private readonly publisher: StreamPublisher,
     private readonly inbound: InboundService,
     private readonly metrics: GatewayMetrics,
+    private readonly deadline: BackplaneDeadline,
   ) {}
 
   /** Publishes one event into a stream; `Idempotency-Key` makes a retry return the first answer. */
@@ -45,7 +47,9 @@ export class PublishController {
     ];
     if (violations.length > 0) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'invalid event', violations);
 
-    const published = await this.publisher.publish(stream.name, { type: type as string, payload }, idempotencyKey ? { idempotencyKey } : {});
+    const published = await this.deadline.run(() =>
+      this.publisher.publish(stream.name, { type: type as string, payload }, idempotencyKey ? { idempotencyKey } : {}),
+    );
     if (!published.duplicate) this.metrics.eventsPublished.inc();
     return { stream: published.stream, seq: published.seq, epoch: published.epoch, id: published.id };
   }
@@ -54,6 +58,6 @@ export class PublishController {
   @Post('bots/:botId/inbound')
   @HttpCode(202)
   async inboundMessage(@Param('botId') botId: string, @Body() body: unknown, @Headers('idempotency-key') idempotencyKey?: string) {
-    return this.inbound.receive(botId, body, idempotencyKey);
+    return this.deadline.run(() => this.inbound.receive(botId, body, idempotencyKey));
   }
 }

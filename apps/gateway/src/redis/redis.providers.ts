@@ -1,7 +1,6 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { RedisPair } from '@app/runtime';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { RedisErrorLog, RedisPair } from '@app/runtime';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
-import { GatewayMetrics } from '../metrics/gateway-metrics';
 
 /**
  * The pod's two Redis connections: `commands` for scripts, reads and BullMQ producers, and
@@ -10,16 +9,16 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
  */
 @Injectable()
 export class RedisConnections extends RedisPair implements OnApplicationShutdown {
-  private static readonly logger = new Logger('Redis');
-
-  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics) {
-    super({ url: config.redisUrl, owner: `gateway:${config.serverId}`, resubscribe: false }, (connection, error) => {
-      metrics.redisErrors.inc({ connection });
-      RedisConnections.logger.warn({ msg: 'redis connection error', connection, err: error.message });
-    });
+  constructor(
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+    private readonly errors: RedisErrorLog,
+  ) {
+    super({ url: config.redisUrl, owner: `gateway:${config.serverId}`, resubscribe: false }, (connection, error) => errors.report(connection, error));
+    errors.watchAvailability({ commands: this.commands, subscriber: this.subscriber });
   }
 
   onApplicationShutdown(): Promise<void> {
+    this.errors.close();
     return this.close();
   }
 }

@@ -10,7 +10,7 @@ import { RunCancellation } from './run-cancellation';
  * holds the run), and the answers to approvals and plans (the first answer wins and is
  * announced on the bot's stream).
  */
-@Processor(QUEUES.agentControl, { concurrency: 16 })
+@Processor(QUEUES.agentControl, { concurrency: 16, autorun: false })
 export class AgentControlProcessor extends WorkerHost {
   constructor(
     private readonly store: DomainStore,

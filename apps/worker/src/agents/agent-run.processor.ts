@@ -6,6 +6,7 @@ import type { BotEvent } from '@app/protocol';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
 import { sleep } from '../ops/abortable-sleep';
 import { EventSink } from '../ops/event-sink';
+import { handBack, HandedBack } from '../ops/hand-back';
 import { WorkerMetrics } from '../ops/worker-metrics';
 import { EchoBot } from './echo-bot';
 import { RunCancellation } from './run-cancellation';
@@ -13,9 +14,10 @@ import { RunCancellation } from './run-cancellation';
 /**
  * Runs agent runs from the `agent-runs` queue with the echo bot. A run emits exactly one
  * `done`: one already finished is skipped, one cancelled before it started ends at once,
- * and one left half-done by a dead worker (re-delivered as stalled) ends `failed`.
+ * and one left half-done — handed back by a worker past its shutdown deadline, or by a dead
+ * worker (re-delivered as stalled) — ends `failed` (the echo bot cannot resume).
  */
-@Processor(QUEUES.agentRuns)
+@Processor(QUEUES.agentRuns, { autorun: false })
 export class AgentRunProcessor extends WorkerHost implements OnApplicationBootstrap {
   private readonly logger = new Logger('AgentRuns');
 
@@ -33,13 +35,18 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     this.worker.concurrency = this.config.agentRunConcurrency;
   }
 
-  async process(job: Job<AgentRunJob>): Promise<string> {
+  /** BullMQ passes `signal` (aborted at the shutdown deadline) only to a processor that declares it. */
+  async process(job: Job<AgentRunJob>, token?: string, signal?: AbortSignal): Promise<string> {
     const timer = this.metrics.jobDuration.startTimer({ queue: 'agent-runs' });
     try {
-      const status = await this.runOnce(job.data);
+      const status = await this.runOnce(job.data, signal);
       this.metrics.jobs.inc({ queue: 'agent-runs', outcome: status });
       return status;
     } catch (error) {
+      if (error instanceof HandedBack) {
+        this.metrics.jobs.inc({ queue: 'agent-runs', outcome: 'handed_back' });
+        return handBack(job, token);
+      }
       this.metrics.jobs.inc({ queue: 'agent-runs', outcome: 'error' });
       throw error;
     } finally {
@@ -47,7 +54,7 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     }
   }
 
-  private async runOnce(data: AgentRunJob): Promise<string> {
+  private async runOnce(data: AgentRunJob, handBackSignal?: AbortSignal): Promise<string> {
     const run = await this.store.getRun(data.runId);
     if (!run || FINISHED_RUN.has(run.status)) return 'skipped';
     // `done` is published under an idempotency key: whatever retries happen, a run ends once.
@@ -72,10 +79,11 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
         },
         this.config.echoChunkDelayMs,
       );
-      const status = await bot.run(data, tracked.signal);
+      const status = await bot.run(data, tracked.signal, handBackSignal);
       await this.store.setRunStatus(data.runId, status);
       return status;
     } catch (error) {
+      if (error instanceof HandedBack) throw error;
       this.logger.error({ msg: 'run failed', runId: data.runId, err: error instanceof Error ? error.stack : String(error) });
       return end('failed', 'the run failed');
     } finally {

@@ -1,5 +1,6 @@
 import type { AgentRunJob } from '@app/backplane';
 import type { BotEvent, RunStatus } from '@app/protocol';
+import { HandedBack } from '../ops/hand-back';
 
 /** What the echo bot needs from the worker: publishing and the session's history. */
 export interface EchoBotPorts {
@@ -14,7 +15,9 @@ const CHUNK = 6;
  * The built-in bot that makes the whole path run without a model provider: it answers
  * every message with `Echo: <message>`, streamed in chunks that share one `messageId`,
  * then reports usage and exactly one `done`. A cancel stops it between chunks and the run
- * ends `cancelled`. Real providers, tools and approvals replace it in a later issue.
+ * ends `cancelled`. When `handBack` aborts (the worker's shutdown deadline) it stops between
+ * chunks too, but throws {@link HandedBack} and publishes nothing more: the run is not its to end.
+ * Real providers, tools and approvals replace it in a later issue.
  */
 export class EchoBot {
   constructor(
@@ -22,7 +25,8 @@ export class EchoBot {
     private readonly chunkDelayMs: number,
   ) {}
 
-  async run(job: AgentRunJob, signal: AbortSignal): Promise<RunStatus> {
+  async run(job: AgentRunJob, signal: AbortSignal, handBack?: AbortSignal): Promise<RunStatus> {
+    const stop = handBack ? AbortSignal.any([signal, handBack]) : signal;
     const base = { sessionId: job.sessionId, runId: job.runId };
     const model = job.model ?? 'echo';
     await this.ports.publish({ type: 'run_started', payload: { ...base, model } });
@@ -38,7 +42,7 @@ export class EchoBot {
     let status: RunStatus = 'completed';
     try {
       for (let i = 0; i < reply.length; i += CHUNK) {
-        await this.ports.sleep(this.chunkDelayMs, signal);
+        await this.ports.sleep(this.chunkDelayMs, stop);
         const chunk = reply.slice(i, i + CHUNK);
         await this.ports.publish({
           type: 'message',
@@ -47,6 +51,7 @@ export class EchoBot {
         sent += chunk;
       }
     } catch (error) {
+      if (handBack?.aborted) throw new HandedBack();
       if (!signal.aborted) throw error;
       status = 'cancelled';
     }

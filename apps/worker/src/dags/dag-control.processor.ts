@@ -16,7 +16,7 @@ const TRANSITIONS: Record<'pause' | 'resume' | 'cancel', { to: ExecutionControlS
  * Steering of executions from the `dag-control` queue. It changes the execution's record
  * (the engine reads it between steps) and announces the change on the DAG's stream.
  */
-@Processor(QUEUES.dagControl, { concurrency: 16 })
+@Processor(QUEUES.dagControl, { concurrency: 16, autorun: false })
 export class DagControlProcessor extends WorkerHost {
   constructor(
     private readonly store: DomainStore,

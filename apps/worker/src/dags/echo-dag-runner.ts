@@ -1,5 +1,6 @@
 import type { DagExecutionJob, ExecutionStatus } from '@app/backplane';
-import { type DagEvent, type DagNodeDef, type ExecutionEndStatus, topologicalOrder } from '@app/protocol';
+import { type DagEvent, type DagNodeDef, type DagState, edgeKey, type ExecutionEndStatus, topologicalOrder } from '@app/protocol';
+import { HandedBack } from '../ops/hand-back';
 
 export interface DagRunnerPorts {
   publish(event: DagEvent): Promise<unknown>;
@@ -7,8 +8,11 @@ export interface DagRunnerPorts {
   finish(status: ExecutionEndStatus): Promise<ExecutionStatus | null>;
   openGate(nodeId: string): Promise<void>;
   gate(nodeId: string): Promise<string | null>;
-  sleep(ms: number): Promise<void>;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
+
+/** Node states a resumed execution keeps; a node that was `running` or `waiting` runs again. */
+const SETTLED_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'skipped']);
 
 /** How often a waiting execution (paused, or at a human gate) looks at its record. */
 const POLL_MS = 50;
@@ -21,6 +25,11 @@ class Cancelled extends Error {}
  * `config.costUsd`), `human` (a gate that waits for `human_decision`) and `fail` (fails,
  * which skips what depends on it). It honours pause, resume and cancel between and during
  * nodes. The real engine (parallel branches, parked jobs, retries) comes in a later issue.
+ *
+ * An execution can move between workers: when `signal` aborts (the worker's shutdown
+ * deadline) the runner stops between steps and throws {@link HandedBack}, publishing nothing
+ * more; the worker that picks the job up next passes the stream's state as `resumeFrom`, and
+ * the runner keeps every settled node and runs the rest.
  */
 export class EchoDagRunner {
   private spent = 0;
@@ -28,9 +37,10 @@ export class EchoDagRunner {
   constructor(
     private readonly ports: DagRunnerPorts,
     private readonly defaultNodeMs: number,
+    private readonly signal?: AbortSignal,
   ) {}
 
-  async run(job: DagExecutionJob): Promise<ExecutionEndStatus> {
+  async run(job: DagExecutionJob, resumeFrom?: DagState): Promise<ExecutionEndStatus> {
     const { definition } = job;
     const order = topologicalOrder(definition) ?? [];
     const nodes = new Map(definition.nodes.map((n) => [n.id, n]));
@@ -38,20 +48,37 @@ export class EchoDagRunner {
     const blocked = new Set<string>();
     const settled = new Set<string>();
     let status: ExecutionEndStatus = 'completed';
+    const before = new Map((resumeFrom?.nodes ?? []).filter((n) => SETTLED_STATUSES.has(n.status)).map((n) => [n.id, n]));
+    const activeEdges = new Set(resumeFrom?.activeEdges ?? []);
+    this.spent = resumeFrom?.cost?.spent ?? 0;
 
-    await this.ports.publish({
-      type: 'execution_started',
-      payload: {
-        executionId: job.executionId,
-        nodes: definition.nodes,
-        edges: definition.edges,
-        ...(job.dagId !== undefined ? { dagId: job.dagId } : {}),
-        ...(job.budgetUsd !== undefined ? { budgetUsd: job.budgetUsd } : {}),
-      },
-    });
+    if (!resumeFrom) {
+      await this.ports.publish({
+        type: 'execution_started',
+        payload: {
+          executionId: job.executionId,
+          nodes: definition.nodes,
+          edges: definition.edges,
+          ...(job.dagId !== undefined ? { dagId: job.dagId } : {}),
+          ...(job.budgetUsd !== undefined ? { budgetUsd: job.budgetUsd } : {}),
+        },
+      });
+    }
     try {
       for (const nodeId of order) {
         await this.checkpoint();
+        const previous = before.get(nodeId);
+        if (previous) {
+          settled.add(nodeId);
+          if (previous.status === 'completed') {
+            results[nodeId] = previous.output;
+            await this.activateEdges(nodeId, job, activeEdges);
+          } else {
+            if (previous.status === 'failed') status = 'failed';
+            this.block(nodeId, job, blocked);
+          }
+          continue;
+        }
         if (blocked.has(nodeId)) {
           await this.ports.publish({ type: 'node_state', payload: { nodeId, status: 'skipped' } });
           settled.add(nodeId);
@@ -63,15 +90,14 @@ export class EchoDagRunner {
         settled.add(nodeId);
         if (outcome.ok) {
           results[nodeId] = outcome.output;
-          for (const edge of definition.edges.filter((e) => e.from === nodeId)) {
-            await this.ports.publish({ type: 'edge_active', payload: edge });
-          }
+          await this.activateEdges(nodeId, job, activeEdges);
         } else {
           status = 'failed';
           this.block(nodeId, job, blocked);
         }
       }
     } catch (error) {
+      // HandedBack (and any failure) leaves the execution as it is, for the next attempt.
       if (!(error instanceof Cancelled)) throw error;
       status = 'cancelled';
       await this.cancelRemaining(order, settled);
@@ -90,16 +116,19 @@ export class EchoDagRunner {
     const started = Date.now();
 
     if (node.kind === 'human') {
-      await this.ports.openGate(nodeId);
-      await this.ports.publish({ type: 'node_state', payload: { nodeId, status: 'waiting' } });
-      await this.ports.publish({
-        type: 'human_gate_waiting',
-        payload: {
-          nodeId,
-          prompt: typeof config.prompt === 'string' ? config.prompt : `Approve ${node.label ?? nodeId}?`,
-          options: ['approve', 'reject', 'modify'],
-        },
-      });
+      // A resumed execution finds its gate open (or already decided): never reopen it.
+      if ((await this.ports.gate(nodeId)) === null) {
+        await this.ports.openGate(nodeId);
+        await this.ports.publish({ type: 'node_state', payload: { nodeId, status: 'waiting' } });
+        await this.ports.publish({
+          type: 'human_gate_waiting',
+          payload: {
+            nodeId,
+            prompt: typeof config.prompt === 'string' ? config.prompt : `Approve ${node.label ?? nodeId}?`,
+            options: ['approve', 'reject', 'modify'],
+          },
+        });
+      }
       const decision = await this.waitFor(async () => {
         const gate = await this.ports.gate(nodeId);
         return gate && gate !== 'waiting' ? gate : null;
@@ -141,17 +170,36 @@ export class EchoDagRunner {
       await this.checkpoint();
       const value = await probe();
       if (value !== null) return value;
-      await this.ports.sleep(POLL_MS);
+      await this.pause();
     }
   }
 
-  /** Between steps: throw on a cancel, hold while paused. */
+  /** Between steps: stop for a hand-back, throw on a cancel, hold while paused. */
   private async checkpoint(): Promise<void> {
     for (;;) {
+      if (this.signal?.aborted) throw new HandedBack();
       const status = await this.ports.status();
       if (status === 'cancelling' || status === 'cancelled') throw new Cancelled();
       if (status !== 'paused') return;
-      await this.ports.sleep(POLL_MS);
+      await this.pause();
+    }
+  }
+
+  private async pause(): Promise<void> {
+    try {
+      await this.ports.sleep(POLL_MS, this.signal);
+    } catch (error) {
+      if (this.signal?.aborted) throw new HandedBack();
+      throw error;
+    }
+  }
+
+  /** Announces the edges out of a completed node (those a resumed execution has not yet). */
+  private async activateEdges(nodeId: string, job: DagExecutionJob, active: Set<string>): Promise<void> {
+    for (const edge of job.definition.edges) {
+      if (edge.from !== nodeId || active.has(edgeKey(edge))) continue;
+      await this.ports.publish({ type: 'edge_active', payload: edge });
+      active.add(edgeKey(edge));
     }
   }
 

@@ -43,7 +43,14 @@ export class WorkerHttp implements OnApplicationShutdown {
       }
       send(404, JSON.stringify({ code: 'NOT_FOUND', message: 'no such route' }));
     });
-    await new Promise<void>((resolve) => this.server?.listen(this.config.port, this.config.host, resolve));
+    const server = this.server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.port, this.config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
     const address = this.server.address();
     const port = typeof address === 'object' && address ? address.port : this.config.port;
     this.logger.log({ msg: 'worker http listening', port });

@@ -1,7 +1,6 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { RedisPair } from '@app/runtime';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { RedisErrorLog, RedisPair } from '@app/runtime';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
-import { WorkerMetrics } from './worker-metrics';
 
 /**
  * The worker's own Redis connections (BullMQ opens its queue connections itself):
@@ -9,17 +8,17 @@ import { WorkerMetrics } from './worker-metrics';
  */
 @Injectable()
 export class WorkerRedis extends RedisPair implements OnApplicationShutdown {
-  private static readonly logger = new Logger('Redis');
-
-  constructor(@Inject(WORKER_CONFIG) config: WorkerConfig, metrics: WorkerMetrics) {
+  constructor(
+    @Inject(WORKER_CONFIG) config: WorkerConfig,
+    private readonly errors: RedisErrorLog,
+  ) {
     // Publishing waits out a short Redis restart rather than failing the run.
-    super({ url: config.redisUrl, owner: `worker:${config.workerId}`, commandRetries: 20 }, (connection, error) => {
-      metrics.redisErrors.inc({ connection });
-      WorkerRedis.logger.warn({ msg: 'redis connection error', connection, err: error.message });
-    });
+    super({ url: config.redisUrl, owner: `worker:${config.workerId}`, commandRetries: 20 }, (connection, error) => errors.report(connection, error));
+    errors.watchAvailability({ commands: this.commands, subscriber: this.subscriber });
   }
 
   onApplicationShutdown(): Promise<void> {
+    this.errors.close();
     return this.close();
   }
 }
