@@ -10,7 +10,7 @@ import type { StreamName } from '@app/protocol';
 export const KEY_PREFIX = 'rt';
 
 export interface StreamKeys {
-  /** HASH `epoch`, `seq` (head), `createdAt`, `checkpointSeq`. */
+  /** HASH `epoch`, `seq` (head), `createdAt`, `checkpointSeq`, `touched` (ms: the idle TTL's last refresh). */
   meta: string;
   /** STREAM of envelopes; entry id `<seq>-0`, fields `i` (event id), `t` (ts), `e` (envelope JSON). */
   history: string;

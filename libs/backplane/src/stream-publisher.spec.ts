@@ -76,6 +76,67 @@ describe('StreamPublisher', () => {
     expect(other.seq).toBe(2);
   });
 
+  it('sends the publishes of one tick, and those queued while a call is in flight, as one script call each', async () => {
+    const stream = newStream();
+    const redis = connect();
+    const publisher = new StreamPublisher(redis, DEFAULT_RETENTION);
+    const scriptCalls = async () =>
+      [...(await redis.info('commandstats')).matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    const before = await scriptCalls();
+    const first = await Promise.all(Array.from({ length: 50 }, (_, i) => publisher.publish(stream, thinking(i))));
+    expect(first.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(await scriptCalls()).toBe(before + 1);
+
+    // One call in flight; the 30 issued meanwhile go together when it returns.
+    const lone = publisher.publish(stream, thinking(50));
+    await Promise.resolve();
+    const queued = Array.from({ length: 30 }, (_, i) => publisher.publish(stream, thinking(51 + i)));
+    const answers = await Promise.all([lone, ...queued]);
+    expect(answers.map((e) => e.seq)).toEqual(Array.from({ length: 31 }, (_, i) => 51 + i));
+    expect(new Set(answers.map((e) => e.id)).size).toBe(31);
+    expect(await scriptCalls()).toBe(before + 3);
+    const stored = await new StreamHistory(redis, DEFAULT_RETENTION).range(stream, 51, 81);
+    expect(stored.map((e) => [e.seq, e.id])).toEqual(answers.map((e) => [e.seq, e.id]));
+  });
+
+  it('answers each event of a batch on its own: idempotency keys, repeated ones included, next to plain events', async () => {
+    const stream = newStream();
+    const publisher = new StreamPublisher(connect(), DEFAULT_RETENTION);
+    const earlier = await publisher.publish(stream, thinking(0), { idempotencyKey: 'done' });
+    const batch = await Promise.all([
+      publisher.publish(stream, thinking(1)),
+      publisher.publish(stream, thinking(2), { idempotencyKey: 'a' }),
+      publisher.publish(stream, thinking(3), { idempotencyKey: 'done' }),
+      publisher.publish(stream, thinking(4), { idempotencyKey: 'a' }),
+      publisher.publish(stream, thinking(5)),
+    ]);
+    expect(batch.map((e) => [e.seq, e.duplicate])).toEqual([
+      [2, false],
+      [3, false],
+      [1, true],
+      [3, true],
+      [4, false],
+    ]);
+    expect(batch[2]).toEqual({ ...earlier, duplicate: true });
+    expect(batch[3]).toEqual({ ...batch[1], duplicate: true });
+    expect((await new StreamHistory(connect(), DEFAULT_RETENTION).range(stream, 1, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('rejects every publish of a batch whose call fails, and goes on with the next', async () => {
+    const stream = newStream();
+    const redis = connect();
+    const publisher = new StreamPublisher(redis, DEFAULT_RETENTION);
+    await publisher.publish(stream, thinking(0));
+    await redis.del(streamKeys(stream).history);
+    await redis.set(streamKeys(stream).history, 'not a stream');
+    const failed = await Promise.allSettled([publisher.publish(stream, thinking(1)), publisher.publish(stream, thinking(2))]);
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    await redis.del(streamKeys(stream).history);
+    const next = await publisher.publish(stream, thinking(3));
+    // The failed call had claimed 2 and 3: they are never reused.
+    expect(next.seq).toBe(4);
+  });
+
   it('starts a new epoch, from seq 1, when the stream lost its history', async () => {
     const stream = newStream();
     const redis = connect();
@@ -94,10 +155,11 @@ describe('StreamPublisher', () => {
     const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxEvents: 10, checkpointEvery: 7 };
     const publisher = new StreamPublisher(connect(), retention);
     const history = new StreamHistory(connect(), retention);
+    const total = 400;
     const drafts: BotEvent[] = [
       { type: 'run_started', payload: { sessionId: 's', runId: 'r', model: 'm' } },
       ...Array.from(
-        { length: 99 },
+        { length: total - 1 },
         (_, i): BotEvent => ({
           type: 'message',
           payload: { sessionId: 's', runId: 'r', messageId: 'm', role: 'assistant', content: `${i},`, delta: true },
@@ -108,10 +170,11 @@ describe('StreamPublisher', () => {
     for (const draft of drafts) published.push(await publisher.publish(stream, draft));
     await publisher.drain();
 
-    const kept = await history.range(stream, 1, 100);
-    expect(kept.length).toBeLessThanOrEqual(retention.maxEvents + retention.checkpointEvery);
+    // Count trims drop whole stream nodes only (at most stream-node-max-entries = 100 events).
+    const kept = await history.range(stream, 1, total);
+    expect(kept.length).toBeLessThanOrEqual(retention.maxEvents + retention.checkpointEvery + 100);
     expect(kept[0].seq).toBeGreaterThan(1);
-    expect(kept.at(-1)?.seq).toBe(100);
+    expect(kept.at(-1)?.seq).toBe(total);
 
     const snapshot = await history.catchUp(stream);
     const expected = foldEvents(
@@ -119,7 +182,7 @@ describe('StreamPublisher', () => {
       initialState('bot'),
       drafts.map((d, i) => ({ ...d, ts: published[i].ts })),
     );
-    expect(snapshot).toMatchObject({ mode: 'snapshot', seq: 100, state: expected });
+    expect(snapshot).toMatchObject({ mode: 'snapshot', seq: total, state: expected });
   });
 
   it('trims events older than the age limit, never past the newest checkpoint', async () => {

@@ -13,7 +13,8 @@ export type RedisClient = Redis | Cluster;
  * arguments change gets a new version, so old and new pods can run side by side.
  */
 const SCRIPTS = {
-  rtPublishV1: { numberOfKeys: 5, lua: PUBLISH_LUA },
+  // Batches: 3 keys plus one per idempotent event, so the key count is the first argument.
+  rtPublishV2: { lua: PUBLISH_LUA },
   rtCatchUpV1: { numberOfKeys: 3, lua: CATCH_UP_LUA },
   rtWriteCheckpointV1: { numberOfKeys: 3, lua: WRITE_CHECKPOINT_LUA },
   rtPresenceJoinV1: { numberOfKeys: 3, lua: PRESENCE_JOIN_LUA },
@@ -30,6 +31,8 @@ type ScriptArg = string | number;
 /** Defines the scripts on a connection (once) and runs them by name, EVALSHA first. */
 export function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
   const commands = redis as unknown as Record<string, ((...a: ScriptArg[]) => Promise<unknown>) | undefined>;
-  if (!commands[name]) redis.defineCommand(name, SCRIPTS[name]);
-  return (commands[name] as (...a: ScriptArg[]) => Promise<unknown>).call(redis, ...keys, ...args);
+  const script: { lua: string; numberOfKeys?: number } = SCRIPTS[name];
+  if (!commands[name]) redis.defineCommand(name, script);
+  const command = commands[name] as (...a: ScriptArg[]) => Promise<unknown>;
+  return script.numberOfKeys === undefined ? command.call(redis, keys.length, ...keys, ...args) : command.call(redis, ...keys, ...args);
 }

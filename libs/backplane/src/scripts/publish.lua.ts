@@ -1,106 +1,143 @@
 /**
- * publish — one atomic step per event: assign the next seq, append the envelope to the
- * bounded history, trim, and SPUBLISH it to the stream's live channel. Because it all runs
- * in one script, seqs are gapless and reach the channel in seq order whatever the number of
- * concurrent publishers.
+ * publish — one atomic step for a batch of 1..N events of one stream: assign the next seqs,
+ * append the envelopes to the bounded history, SPUBLISH them in seq order, trim. Because it all runs in
+ * one script, seqs are gapless and reach the channel in seq order whatever the number of
+ * concurrent publishers; a batch is what one publisher queued for the stream while its
+ * previous call was in flight, and every event in it still gets its own seq and answer.
  *
- * KEYS[1] meta          HASH epoch, seq, createdAt, checkpointSeq
+ * KEYS[1] meta          HASH epoch, seq, checkpointSeq, createdAt, touched
  * KEYS[2] history       STREAM id `<seq>-0`, fields i (event id), t (ts ms), e (envelope JSON)
- * KEYS[3] checkpoint    STRING checkpoint JSON (only expired here)
- * KEYS[4] compactLock   STRING taken when this publish makes a checkpoint due
- * KEYS[5] idempotency   STRING earlier answer for this idempotency key (unused when ARGV[11] = 0)
+ * KEYS[3] checkpoint    STRING checkpoint JSON (dropped with a lost stream, expired here)
+ * KEYS[4..] idempotency STRING earlier answer, one key per event that has an idempotency key,
+ *                       in the order of those events
  *
- * ARGV[1]  stream name            ARGV[7]  max events kept (count retention)
- * ARGV[2]  live channel           ARGV[8]  max event age in ms (0 = no age retention)
- * ARGV[3]  epoch for a new stream ARGV[9]  idle TTL of the stream's keys, seconds (0 = none)
- * ARGV[4]  event id               ARGV[10] checkpoint every N events
- * ARGV[5]  event type             ARGV[11] idempotency TTL seconds (0 = no idempotency key)
- * ARGV[6]  payload JSON           ARGV[12] compaction lock ms
- *                                 ARGV[13] check age retention every N events
+ * ARGV[1] envelope head `{"v":1,"stream":"<stream>","seq":` (JSON built by the caller)
+ * ARGV[2] live channel
+ * ARGV[3] epoch for a new stream (the batch's first event id)
+ * ARGV[4] max events kept (count retention, approximate: whole stream nodes are trimmed)
+ * ARGV[5] max event age in ms (0 = no age retention)
+ * ARGV[6] idle TTL of the stream's keys, seconds (0 = none)
+ * ARGV[7] check age retention when the seq passes a multiple of this
+ * ARGV[8] number of events N
+ * ARGV[9] number of those with an idempotency key, M
+ * then per event i (0-based), at 10 + 2i: event id · envelope tail
+ *   `"id":"<id>","type":"<type>","payload":<payload JSON>}` (JSON built by the caller)
+ * then per idempotent event j (0-based), at 10 + 2N + 2j: its index i · TTL seconds; its key
+ *   is KEYS[4 + j]
  *
- * Returns { seq, epoch, id, ts, checkpointDue (0|1), replayed (0|1) }; `replayed` = 1 when
- * the idempotency key had already published (the first answer is returned, nothing is sent).
+ * Returns { epoch, ts, checkpointSeq, r1..rN } where r_i is the event's seq (an integer), or,
+ * when its idempotency key had already published, the first answer's JSON
+ * `{"seq","epoch","id","ts"}` (a string; nothing was sent for it). The caller decides whether
+ * a checkpoint is due (seq - checkpointSeq) and folds it off this path.
  *
- * The envelope is assembled by concatenation around the payload JSON the caller encoded,
- * never re-encoded by cjson (which would turn `[]` into `{}`).
+ * The envelope is assembled by concatenation around JSON the caller encoded, never
+ * re-encoded by cjson (which would turn `[]` into `{}`).
  */
 export const PUBLISH_LUA = `
-local meta, history, checkpoint, lock, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local idemTtl = tonumber(ARGV[11])
-
-if idemTtl > 0 then
-  local prior = redis.call('GET', idem)
-  if prior then
-    local p = cjson.decode(prior)
-    return { p.seq, p.epoch, p.id, p.ts, 0, 1 }
-  end
-end
+local meta, history, checkpoint = KEYS[1], KEYS[2], KEYS[3]
+local n = tonumber(ARGV[8])
 
 local now = redis.call('TIME')
 local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local tsText = string.format('%d', ts)
 
-local epoch = redis.call('HGET', meta, 'epoch')
+local m = redis.call('HMGET', meta, 'epoch', 'seq', 'checkpointSeq', 'touched')
+local epoch, seq, checkpointSeq, touched = m[1], tonumber(m[2]), tonumber(m[3] or '0'), m[4]
 if not epoch then
   -- A stream without meta starts a new history; leftovers of a lost one must not mix in.
-  epoch = ARGV[3]
+  epoch, seq, checkpointSeq, touched = ARGV[3], 0, 0, false
   redis.call('DEL', history, checkpoint)
   redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'createdAt', ts, 'checkpointSeq', 0)
 end
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
 
-local envelope = '{"v":1,"stream":' .. cjson.encode(ARGV[1]) ..
-  ',"seq":' .. seq ..
-  ',"epoch":' .. cjson.encode(epoch) ..
-  ',"id":' .. cjson.encode(ARGV[4]) ..
-  ',"type":' .. cjson.encode(ARGV[5]) ..
-  ',"ts":' .. string.format('%d', ts) ..
-  ',"payload":' .. ARGV[6] .. '}'
-redis.call('XADD', history, seq .. '-0', 'i', ARGV[4], 't', string.format('%d', ts), 'e', envelope)
+-- Idempotency keys are read before anything is written, and the seqs claimed in meta
+-- first, so no failure half-way through could let a later call reuse one. \`known[key]\`:
+-- the first answer (a string), or false when this batch publishes the key's event.
+local keyOf, ttlOf, known = {}, {}, {}
+local fresh = n
+for j = 0, tonumber(ARGV[9]) - 1 do
+  local i = tonumber(ARGV[10 + 2 * n + 2 * j])
+  local key = KEYS[4 + j]
+  keyOf[i], ttlOf[i] = key, tonumber(ARGV[11 + 2 * n + 2 * j])
+  if known[key] == nil then
+    known[key] = redis.call('GET', key) or false
+    if known[key] then fresh = fresh - 1 end
+  else
+    fresh = fresh - 1
+  end
+end
+local idleTtl = tonumber(ARGV[6])
+-- The idle TTL is refreshed at a stream's first publish (a subscribe may have created meta
+-- with a provisional TTL, and the first XADD creates the history key) and then about once
+-- a minute, not on every event: \`touched\` is when it last was.
+local refresh = fresh > 0 and (not touched or (idleTtl > 0 and ts - tonumber(touched) >= 1000 * math.min(60, idleTtl / 2)))
+if refresh then
+  redis.call('HSET', meta, 'seq', seq + fresh, 'touched', ts)
+elseif fresh > 0 then
+  redis.call('HSET', meta, 'seq', seq + fresh)
+end
+local first = seq
+
+local head, channel = ARGV[1], ARGV[2]
+local mid = ',"epoch":' .. cjson.encode(epoch) .. ',"ts":' .. tsText .. ','
+local reply = { epoch, ts, checkpointSeq }
+for i = 0, n - 1 do
+  local key = keyOf[i]
+  if key and known[key] then
+    reply[4 + i] = known[key]
+  else
+    local id = ARGV[10 + 2 * i]
+    seq = seq + 1
+    local envelope = head .. seq .. mid .. ARGV[11 + 2 * i]
+    redis.call('XADD', history, seq .. '-0', 'i', id, 't', tsText, 'e', envelope)
+    redis.call('SPUBLISH', channel, '{"kind":"event","envelope":' .. envelope .. '}')
+    if key then
+      known[key] = '{"seq":' .. seq .. ',"epoch":' .. cjson.encode(epoch) .. ',"id":' .. cjson.encode(id) .. ',"ts":' .. tsText .. '}'
+      redis.call('SET', key, known[key], 'EX', ttlOf[i])
+    end
+    reply[4 + i] = seq
+  end
+end
+if fresh == 0 then return reply end
 
 -- Retention never drops an event after the newest checkpoint: snapshots fold from there.
-local checkpointSeq = tonumber(redis.call('HGET', meta, 'checkpointSeq') or '0')
-local keepFrom = seq - tonumber(ARGV[7]) + 1
-local maxAge = tonumber(ARGV[8])
--- Reading the oldest entry costs about a sixth of a publish: do it every Nth event only.
-if maxAge > 0 and seq % tonumber(ARGV[13]) == 0 then
+-- Count trims are approximate (\`MINID ~\`): only whole stream nodes go (at most 100 events,
+-- stream-node-max-entries), so up to a node more than the limit stays, and a trim costs next
+-- to nothing when there is no whole node to drop. Age trims (rare) are exact.
+local keepFrom = seq - tonumber(ARGV[4]) + 1
+local exact = '~'
+local maxAge = tonumber(ARGV[5])
+local ageEvery = tonumber(ARGV[7])
+-- Reading the oldest entries costs about a sixth of a publish: only when the seq passes a
+-- multiple of ageEvery.
+if maxAge > 0 and math.floor(seq / ageEvery) > math.floor(first / ageEvery) then
   local oldest = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)
   if oldest[1] and tonumber(oldest[1][2][4]) < ts - maxAge then
     local batch = redis.call('XRANGE', history, '-', '+', 'COUNT', 128)
     for _, entry in ipairs(batch) do
       if tonumber(entry[2][4]) >= ts - maxAge then break end
       local entrySeq = tonumber(string.match(entry[1], '^(%d+)'))
-      if entrySeq + 1 > keepFrom then keepFrom = entrySeq + 1 end
+      if entrySeq + 1 > keepFrom then
+        keepFrom = entrySeq + 1
+        exact = '='
+      end
     end
   end
 end
 if keepFrom > checkpointSeq + 1 then keepFrom = checkpointSeq + 1 end
 if keepFrom > 1 then
-  redis.call('XTRIM', history, 'MINID', keepFrom .. '-0')
+  redis.call('XTRIM', history, 'MINID', exact, keepFrom .. '-0')
 end
 
-redis.call('SPUBLISH', ARGV[2], '{"kind":"event","envelope":' .. envelope .. '}')
-
-local idleTtl = tonumber(ARGV[9])
-if idleTtl > 0 then
-  -- Refresh at an epoch's first event (it creates the history key) and then about once a
-  -- minute, not on every event.
-  if seq == 1 or redis.call('TTL', meta) < idleTtl - math.min(60, idleTtl / 2) then
+if refresh then
+  if idleTtl > 0 then
     redis.call('EXPIRE', meta, idleTtl)
     redis.call('EXPIRE', history, idleTtl)
     redis.call('EXPIRE', checkpoint, idleTtl)
+  else
+    -- A subscribe may have created meta with a provisional TTL; this stream lives on.
+    redis.call('PERSIST', meta)
   end
-elseif seq == 1 then
-  -- A subscribe may have created meta with a provisional TTL; this stream lives on.
-  redis.call('PERSIST', meta)
 end
-
-local due = 0
-if seq - checkpointSeq >= tonumber(ARGV[10]) then
-  if redis.call('SET', lock, '1', 'NX', 'PX', tonumber(ARGV[12])) then due = 1 end
-end
-
-if idemTtl > 0 then
-  redis.call('SET', idem, cjson.encode({ seq = seq, epoch = epoch, id = ARGV[4], ts = ts }), 'EX', idemTtl)
-end
-return { seq, epoch, ARGV[4], ts, due, 0 }
+return reply
 `;
