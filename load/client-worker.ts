@@ -260,7 +260,7 @@ function rawConn(i: number, myGen: number, url: string, localAddress: string, to
     if (c0 === 52 /* 4 */) {
       const c1 = data[1];
       if (c1 === 50 /* 2 */) {
-        if (data[4] === 101 /* e of "event" */ && data[9] === 34) return deliverRaw(i, data);
+        if (data[4] === 101 /* e */ && data[5] === 118 /* v */ && data[9] === 34 /* "event" */) return deliverRaw(i, data);
         const text = data.toString();
         if (text.startsWith('42["hello"')) onConnected(i, myGen);
         return;

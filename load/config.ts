@@ -152,7 +152,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig 
     hotEvery: hotFraction > 0 ? Math.max(1, Math.round(1 / hotFraction)) : 0,
   };
   if (!cfg.deadline)
-    cfg.deadline = cfg.serve ? cfg.serve + 120 : Math.round(sides.length * (120 + sockets / 150 + cfg.warmup + cfg.duration + drills.length * 90));
+    cfg.deadline = cfg.serve
+      ? cfg.serve + 120
+      : Math.round(sides.length * (120 + sockets / 100 + cfg.warmup + cfg.duration + drills.length * (60 + sockets / 200)));
   if (!cfg.serve) check(cfg);
   return cfg;
 }

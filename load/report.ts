@@ -217,8 +217,9 @@ export function markdown(cfg: LoadConfig, results: SideResult[], date: string, e
     '',
     ...verdict,
     '',
-    "Ratios are full path / baseline. Latency is the publisher's send time (CLOCK_MONOTONIC µs in the payload) to the client's frame receipt, every delivery counted (10 µs histogram buckets). " +
-      'Server CPU is from /proc/<pid>/stat of the pods (10 ms ticks), Redis CPU from `INFO cpu`; per delivery and per event over the steady phase. ' +
+    "Ratios are full path / baseline. Latency is the publisher's send time (CLOCK_MONOTONIC µs in the payload) to the client's frame receipt, every delivery counted (10 µs histogram buckets); " +
+      'it includes each pod writing an event to its sockets one after the other and each client process reading its sockets one after the other, alike on both sides. ' +
+      'Server CPU is from /proc/<pid>/stat of the pods (10 ms ticks), Redis CPU from `INFO cpu`; per delivery and per event over the steady phase (Redis and publisher figures include subscribes from churn, presence and fixed background work, which dominate at a few events/s). ' +
       "Lost and duplicates: every client checks each subscription gapless (full path: envelope seq; baseline: the payload counter), and at the end every subscription must sit at its stream's last published seq.",
     '',
     `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, load average at the end ${loadavg()

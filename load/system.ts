@@ -1,3 +1,4 @@
+import { type ChildProcess, fork as forkChild } from 'node:child_process';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { RedisServerProcess } from '@app/runtime';
@@ -18,6 +19,16 @@ const everything = new Set<{ kill(): unknown }>();
 process.on('exit', () => {
   for (const child of everything) void child.kill();
 });
+
+// Processes without an IPC channel are also registered with the reaper, which kills them if
+// this driver dies without running its exit handlers (SIGKILL).
+let reaper: ChildProcess | null = null;
+function reaped(pid: number | undefined): () => void {
+  if (!pid || pid < 0) return () => undefined;
+  reaper ??= forkChild(join(__dirname, 'reaper.ts'), [], { execArgv: process.execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  reaper.send({ watch: pid });
+  return () => reaper?.connected && reaper.send({ forget: pid });
+}
 
 export interface Pod {
   name: string;
@@ -55,12 +66,14 @@ export class LoadSystem {
     readonly pods: Pod[],
     readonly publishers: HelperProcess[],
     readonly clients: HelperProcess[],
+    private readonly forgetRedis: () => void,
   ) {}
 
   static async start(side: SideKey, cfg: LoadConfig, tokens: string[], log: (line: string) => void): Promise<LoadSystem> {
     const redisServer = await RedisServerProcess.start({ persistent: false, args: ['--maxclients', '1000'] });
     everything.add({ kill: () => redisServer.dispose() });
     const redis = new Redis(redisServer.url);
+    const forgetRedis = reaped(Number(/^process_id:(\d+)/m.exec(await redis.info('server'))?.[1]));
     const pods: Pod[] = [];
     // One pod at a time: N NestJS pods booting at once on two cores only time each other out.
     for (let i = 0; i < cfg.pods; i++) pods.push(side === 'full' ? await gatewayPod(redisServer.url, i) : await baselinePod(redisServer.url, i));
@@ -96,7 +109,7 @@ export class LoadSystem {
         }),
       ),
     );
-    return new LoadSystem(side, redisServer, redis, pods, publishers, clients);
+    return new LoadSystem(side, redisServer, redis, pods, publishers, clients, forgetRedis);
   }
 
   /** Sends one request to every client process and answers their replies. */
@@ -181,6 +194,7 @@ export class LoadSystem {
     await Promise.all([...this.clients, ...this.publishers].map((h) => h.exited));
     this.redis.disconnect();
     await this.redisServer.dispose();
+    this.forgetRedis();
   }
 }
 
@@ -213,6 +227,7 @@ function fork(name: string, script: string, env: Record<string, string>, nodeFla
 async function gatewayPod(redisUrl: string, i: number): Promise<Pod> {
   const app: AppProcess = await startGateway({ redisUrl }, `load-gw-${i + 1}`);
   everything.add(app);
+  const forget = reaped(app.pid);
   const pod: Pod = {
     name: `load-gw-${i + 1}`,
     url: app.url,
@@ -221,6 +236,7 @@ async function gatewayPod(redisUrl: string, i: number): Promise<Pod> {
     kill: async () => {
       pod.alive = false;
       await app.kill();
+      forget();
     },
   };
   return pod;
