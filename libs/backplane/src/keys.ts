@@ -10,7 +10,12 @@ import type { StreamName } from '@app/protocol';
 export const KEY_PREFIX = 'rt';
 
 export interface StreamKeys {
-  /** HASH `epoch`, `seq` (head), `createdAt`, `checkpointSeq`, `touched` (ms: the idle TTL's last refresh). */
+  /**
+   * HASH `epoch`, `seq` (head), `createdAt`, `checkpointSeq`; `replid`, the master
+   * replication id the epoch is bound to, and `base`, the seq before the epoch's first event
+   * (a failover or restart starts a new epoch that continues the seqs); `touched`, when the
+   * idle TTL was last refreshed (ms).
+   */
   meta: string;
   /** STREAM of envelopes; entry id `<seq>-0`, fields `i` (event id), `t` (ts), `e` (envelope JSON). */
   history: string;

@@ -2,6 +2,7 @@ import type { BotEvent, StreamName } from '@app/protocol';
 import { acquireRedis, createRedis, type AcquiredRedis } from '@app/runtime';
 import type Redis from 'ioredis';
 import { streamKeys } from './keys';
+import { runScript } from './scripts';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention';
 import { StreamHistory } from './stream-history';
 import { StreamPublisher } from './stream-publisher';
@@ -89,9 +90,20 @@ describe('StreamHistory.catchUp', () => {
     expect(await history().catchUp(stream)).toMatchObject({ mode: 'snapshot', seq: 12, tailLength: 0 });
   });
 
+  it('refuses to store a checkpoint past the head (folded from events a failover lost) or of another epoch', async () => {
+    const { stream, epoch } = await streamWith(3);
+    const keys = streamKeys(stream);
+    const write = (e: string, seq: number) =>
+      runScript(redis, 'rtWriteCheckpointV1', [keys.meta, keys.checkpoint, keys.compactLock], [e, seq, JSON.stringify({ seq, epoch: e, state: {} })]);
+    expect(await write(epoch, 5)).toBe(0);
+    expect(await write('another-epoch', 3)).toBe(0);
+    expect(await write(epoch, 3)).toBe(1);
+    expect(await write(epoch, 3)).toBe(0);
+  });
+
   it('reports the head and ranges of events', async () => {
     const { stream, epoch } = await streamWith(5);
-    expect(await history().head(stream)).toEqual({ epoch, seq: 5 });
+    expect(await history().head(stream)).toEqual({ epoch, seq: 5, base: 0 });
     expect((await history().range(stream, 2, 4)).map((e) => e.seq)).toEqual([2, 3, 4]);
     expect(await history().head('bot:never-published')).toBeNull();
   });

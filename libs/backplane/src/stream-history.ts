@@ -17,6 +17,13 @@ export interface ResumePoint {
   lastId?: string;
 }
 
+export interface StreamHead {
+  epoch: string;
+  seq: number;
+  /** The seq before the epoch's first event. */
+  base: number;
+}
+
 const PROVISIONAL_TTL_S = 3600;
 
 interface Checkpoint {
@@ -40,7 +47,7 @@ export class StreamHistory {
     const keys = streamKeys(stream);
     const reply = (await runScript(
       this.redis,
-      'rtCatchUpV1',
+      'rtCatchUpV2',
       [keys.meta, keys.history, keys.checkpoint],
       [
         randomUUID(),
@@ -51,13 +58,13 @@ export class StreamHistory {
         // A stream only subscribed to, never published to, should not linger for the idle TTL.
         Math.min(PROVISIONAL_TTL_S, this.retention.idleTtlSeconds || PROVISIONAL_TTL_S),
       ],
-    )) as [string, string, string, number, string, ...string[]];
-    const [mode, reason, epoch, head, checkpointJson, ...rawEvents] = reply;
+    )) as [string, string, string, number, string, number, ...string[]];
+    const [mode, reason, epoch, head, checkpointJson, checkpointSeq, ...rawEvents] = reply;
     const events = rawEvents.map((raw) => decodeStored(stream, raw));
     const seq = Number(head);
     if (mode === 'replay') return { mode, epoch, seq, events };
 
-    const state = this.fold(stream, epoch, checkpointJson, events);
+    const state = this.fold(stream, checkpointJson, Number(checkpointSeq), events);
     return { mode: 'snapshot', reason: reason as SnapshotReason, epoch, seq, state, tailLength: events.length };
   }
 
@@ -70,7 +77,8 @@ export class StreamHistory {
    * (MULTI), then the events after it (XRANGE). Handing a few hundred history entries to Lua
    * and back cost more Redis CPU than all the publishes they folded. What moved meanwhile is
    * caught where it matters: only events contiguous from the checkpoint are folded, and
-   * `write_checkpoint` refuses another epoch and anything not newer than the stored one.
+   * `write_checkpoint` refuses another epoch, a seq past the head (events a failover lost)
+   * and anything not newer than the stored checkpoint.
    */
   async compact(stream: StreamName): Promise<boolean> {
     const keys = streamKeys(stream);
@@ -90,7 +98,7 @@ export class StreamHistory {
     }
     const last = tail.at(-1);
     if (!last) return false;
-    const checkpoint: Checkpoint = { seq: last.seq, epoch, state: this.fold(stream, epoch, checkpointJson ?? '', tail) };
+    const checkpoint: Checkpoint = { seq: last.seq, epoch, state: this.fold(stream, checkpointJson ?? '', checkpointSeq, tail) };
     const written = await runScript(
       this.redis,
       'rtWriteCheckpointV1',
@@ -106,20 +114,27 @@ export class StreamHistory {
     return entries.map(([, fields]) => decodeStored(stream, fields[5]));
   }
 
-  /** The stream's epoch and head seq, or null for a stream with no history. */
-  async head(stream: StreamName): Promise<{ epoch: string; seq: number } | null> {
-    const [epoch, seq] = await this.redis.hmget(streamKeys(stream).meta, 'epoch', 'seq');
-    return epoch ? { epoch, seq: Number(seq ?? 0) } : null;
+  /**
+   * The stream's epoch, head seq and the epoch's base (the seq before its first event: 0 for
+   * a new stream, the surviving head when a failover or restart started the epoch), or null
+   * for a stream with no history.
+   */
+  async head(stream: StreamName): Promise<StreamHead | null> {
+    const [epoch, seq, base] = await this.redis.hmget(streamKeys(stream).meta, 'epoch', 'seq', 'base');
+    return epoch ? { epoch, seq: Number(seq ?? 0), base: Number(base ?? 0) } : null;
   }
 
-  private fold(stream: StreamName, epoch: string, checkpointJson: string, tail: Envelope[]): StreamState {
+  private fold(stream: StreamName, checkpointJson: string, checkpointSeq: number, tail: Envelope[]): StreamState {
     const kind = parseStream(stream)?.kind;
     if (!kind) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, `not a stream: ${stream}`);
     let base = initialState(kind);
     if (checkpointJson) {
       const checkpoint = JSON.parse(checkpointJson) as Checkpoint;
-      // A checkpoint of another epoch cannot happen (a new epoch deletes it); guard anyway.
-      if (checkpoint.epoch === epoch) base = checkpoint.state as typeof base;
+      // Read in the same atomic step as the tail after checkpointSeq. Its epoch may be an
+      // earlier one: a failover or restart starts a new epoch that continues the surviving
+      // history, checkpoint included (a lost stream deletes its checkpoint instead).
+      if (checkpoint.seq !== checkpointSeq) throw new ProtocolError(ErrorCode.INTERNAL, `checkpoint of ${stream} is not at its recorded seq`);
+      base = checkpoint.state as typeof base;
     }
     return foldEvents(kind, base, tail);
   }

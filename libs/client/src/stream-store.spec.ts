@@ -69,4 +69,29 @@ describe('StreamStore', () => {
     expect(store.seq).toBe(6);
     expect(store.state.sessions.map((s) => s.sessionId)).toEqual(['s5', 's6']);
   });
+
+  it('takes a snapshot, not a duplicate drop, when a new epoch continues the seqs (a failover that lost events)', () => {
+    const { store, resyncs } = liveStore();
+    for (const seq of [3, 4, 5]) store.receive(event(seq));
+    // The new master kept 1..3 and started epoch e2 after them: 4 and 5 of e1 were lost.
+    store.receive(event(4, 'e2'));
+    expect(resyncs).toEqual(['epoch']);
+    expect(store.duplicatesDropped).toBe(0);
+    expect(store.resumePoint()).toBeUndefined();
+
+    // Events of both epochs arrive while the resubscribe is unanswered; the snapshot is at e2/4.
+    store.beginSubscribe();
+    store.receive(event(5));
+    store.receive(event(5, 'e2'));
+    store.applySubscribeResult({
+      stream,
+      epoch: 'e2',
+      seq: 4,
+      replayed: 0,
+      snapshot: { activeRuns: {}, pendingApprovals: {}, pendingPlans: {}, sessions: [], recentRuns: [], recentErrors: [] },
+    });
+    expect(resyncs).toEqual(['epoch']);
+    expect(store.status).toBe('live');
+    expect({ epoch: store.epoch, seq: store.seq, lastId: store.lastId }).toEqual({ epoch: 'e2', seq: 5, lastId: 'id-e2-5' });
+  });
 });

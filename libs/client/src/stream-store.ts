@@ -25,7 +25,9 @@ interface StoreEvents<K extends StreamKind> {
  * One stream as a dashboard sees it: its position (epoch, seq, lastId), and its state
  * folded with the protocol's reducers — the same code that makes the server's snapshots.
  * Duplicates are dropped; a gap or an epoch change asks for a resync (a resubscribe with
- * the position, answered by a replay or a snapshot).
+ * the position, answered by a replay or a snapshot). A new epoch may continue the seqs of
+ * the previous one (after a Redis failover or restart) or start at 1 (a lost stream): either
+ * way the store's position means nothing on it, and only a snapshot will do.
  */
 export class StreamStore<K extends StreamKind = StreamKind> extends TypedEmitter<StoreEvents<K>> {
   readonly kind: K;
@@ -82,8 +84,10 @@ export class StreamStore<K extends StreamKind = StreamKind> extends TypedEmitter
     for (const waiter of this.liveWaiters.splice(0)) waiter.resolve();
     // What was held came through the old subscription, so it is at or before the answer's
     // position: a snapshot already has it, and a replay (which follows this answer) brings
-    // it again in order — applying it first would look like a gap.
-    const held = result.snapshot !== undefined ? this.held.sort((a, b) => a.seq - b.seq) : [];
+    // it again in order — applying it first would look like a gap. Held events of another
+    // epoch than the snapshot's are from before it (a failover or restart started a new
+    // epoch): applying one would only ask for another snapshot.
+    const held = result.snapshot !== undefined ? this.held.filter((e) => e.epoch === result.epoch).sort((a, b) => a.seq - b.seq) : [];
     this.held = [];
     for (const envelope of held) this.receive(envelope);
   }

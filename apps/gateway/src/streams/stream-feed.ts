@@ -5,7 +5,8 @@ import type { PendingSubscription } from './pending-subscription';
 export interface FeedPorts {
   /** Events `fromSeq..toSeq` still in history, in order. */
   range(stream: StreamName, fromSeq: number, toSeq: number): Promise<Envelope[]>;
-  head(stream: StreamName): Promise<{ epoch: string; seq: number } | null>;
+  /** The stream's epoch, head seq and the epoch's base (the seq before its first event). */
+  head(stream: StreamName): Promise<{ epoch: string; seq: number; base?: number } | null>;
   /** Fans one in-order event out to the sockets in the stream's room. */
   deliver(envelope: Envelope): void;
   onGap(stream: StreamName, result: 'repaired' | 'lost', missing: number): void;
@@ -33,7 +34,7 @@ export class StreamFeed {
   private repairing = false;
   private readonly waiting: Envelope[] = [];
   /** A head read by `resync` that the feed must reach even if no message follows. */
-  private target: { epoch: string; seq: number } | null = null;
+  private target: { epoch: string; seq: number; base?: number } | null = null;
   /** Epochs this feed delivered and then left: a catch-up on one of them is behind the feed. */
   private readonly pastEpochs = new Set<string>();
   private readonly pendings = new Set<PendingSubscription>();
@@ -76,7 +77,16 @@ export class StreamFeed {
       if (this.primed && !this.repairing) void this.repair();
       return;
     }
-    if (envelope.epoch !== this.epoch) this.restart(envelope.epoch);
+    if (envelope.epoch !== this.epoch) {
+      // A new epoch starts at seq 1 (a new stream) or, after a failover or restart, right
+      // after the surviving head, which only Redis knows: find it out of line.
+      if (envelope.seq !== 1) {
+        this.waiting.push(envelope);
+        void this.repair();
+        return;
+      }
+      this.restart(envelope.epoch, 0);
+    }
     if (envelope.seq <= this.lastSeq) return;
     if (envelope.seq === this.lastSeq + 1) return this.emit(envelope);
     this.waiting.push(envelope);
@@ -128,12 +138,40 @@ export class StreamFeed {
     for (const pending of this.pendings) this.tryGoLive(pending);
   }
 
-  private restart(epoch: string): void {
+  /**
+   * Moves the feed to another epoch, positioned at `base`: the seq before the epoch's first
+   * event (0 for a new stream; the surviving head for an epoch a failover or restart started,
+   * whose seqs continue — the events up to it belong to the previous epoch).
+   */
+  private restart(epoch: string, base: number): void {
     if (this.epoch !== null) this.pastEpochs.add(this.epoch);
     // Only recent resets matter to a catch-up in flight; keep the set small.
     if (this.pastEpochs.size > 8) this.pastEpochs.delete(this.pastEpochs.values().next().value as string);
     this.epoch = epoch;
-    this.lastSeq = 0;
+    this.lastSeq = base;
+  }
+
+  /**
+   * A message of an epoch the feed is not on, after its first seq: the head says where that
+   * epoch starts. If the stream has moved on to yet another epoch, the message's epoch is
+   * already over and its messages are dropped (the newer one's arrive, or a resync finds it).
+   */
+  private async enterEpoch(envelope: Envelope): Promise<void> {
+    const head = await this.ports.head(this.stream);
+    if (head && head.epoch === envelope.epoch) {
+      if (this.epoch !== envelope.epoch) this.restart(envelope.epoch, Math.min(head.base ?? 0, envelope.seq - 1));
+      return;
+    }
+    if (head && this.epoch === head.epoch) {
+      this.pastEpochs.add(envelope.epoch);
+    } else if (!head) {
+      // The stream is gone (its keys expired or were lost): nothing to fill from; start here.
+      this.restart(envelope.epoch, envelope.seq - 1);
+      return;
+    }
+    const stale = envelope.epoch;
+    for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i].epoch === stale) this.waiting.splice(i, 1);
+    if (head && this.epoch !== head.epoch && !this.target) this.target = head;
   }
 
   /** Delivers waiting events in order, filling each gap from history first. */
@@ -144,7 +182,7 @@ export class StreamFeed {
       while (this.target || this.waiting.length > 0) {
         const target = this.target;
         if (target) {
-          if (target.epoch !== this.epoch) this.restart(target.epoch);
+          if (target.epoch !== this.epoch) this.restart(target.epoch, target.base ?? 0);
           if (target.seq > this.lastSeq) await this.fill(target.seq);
           // A resync during the fill may have set a newer target: keep that one.
           if (this.target === target) this.target = null;
@@ -153,7 +191,14 @@ export class StreamFeed {
         }
         this.waiting.sort((a, b) => (a.epoch === b.epoch ? a.seq - b.seq : 0));
         const next = this.waiting[0];
-        if (next.epoch !== this.epoch) this.restart(next.epoch);
+        if (next.epoch !== this.epoch) {
+          if (next.seq === 1) {
+            this.restart(next.epoch, 0);
+          } else {
+            await this.enterEpoch(next);
+            continue;
+          }
+        }
         if (next.seq <= this.lastSeq) {
           this.waiting.shift();
         } else if (next.seq === this.lastSeq + 1) {

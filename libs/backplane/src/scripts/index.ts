@@ -15,7 +15,7 @@ export type RedisClient = Redis | Cluster;
 const SCRIPTS = {
   // Batches: 3 keys plus one per idempotent event, so the key count is the first argument.
   rtPublishV2: { lua: PUBLISH_LUA },
-  rtCatchUpV1: { numberOfKeys: 3, lua: CATCH_UP_LUA },
+  rtCatchUpV2: { numberOfKeys: 3, lua: CATCH_UP_LUA },
   rtWriteCheckpointV1: { numberOfKeys: 3, lua: WRITE_CHECKPOINT_LUA },
   rtPresenceJoinV1: { numberOfKeys: 3, lua: PRESENCE_JOIN_LUA },
   rtPresenceLeaveV1: { numberOfKeys: 3, lua: PRESENCE_LEAVE_LUA },

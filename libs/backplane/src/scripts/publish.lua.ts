@@ -1,11 +1,12 @@
 /**
- * publish — one atomic step for a batch of 1..N events of one stream: assign the next seqs,
- * append the envelopes to the bounded history, SPUBLISH them in seq order, trim. Because it all runs in
+ * publish — one atomic step for a batch of 1..N events of one stream: bind the stream to
+ * this master (a new epoch after a failover or restart), assign the next seqs, append the
+ * envelopes to the bounded history, SPUBLISH them in seq order, trim. Because it all runs in
  * one script, seqs are gapless and reach the channel in seq order whatever the number of
  * concurrent publishers; a batch is what one publisher queued for the stream while its
  * previous call was in flight, and every event in it still gets its own seq and answer.
  *
- * KEYS[1] meta          HASH epoch, seq, checkpointSeq, createdAt, touched
+ * KEYS[1] meta          HASH epoch, seq, checkpointSeq, createdAt, replid, base, touched
  * KEYS[2] history       STREAM id `<seq>-0`, fields i (event id), t (ts ms), e (envelope JSON)
  * KEYS[3] checkpoint    STRING checkpoint JSON (dropped with a lost stream, expired here)
  * KEYS[4..] idempotency STRING earlier answer, one key per event that has an idempotency key,
@@ -13,7 +14,7 @@
  *
  * ARGV[1] envelope head `{"v":1,"stream":"<stream>","seq":` (JSON built by the caller)
  * ARGV[2] live channel
- * ARGV[3] epoch for a new stream (the batch's first event id)
+ * ARGV[3] epoch for a new stream or a new epoch (the batch's first event id)
  * ARGV[4] max events kept (count retention, approximate: whole stream nodes are trimmed)
  * ARGV[5] max event age in ms (0 = no age retention)
  * ARGV[6] idle TTL of the stream's keys, seconds (0 = none)
@@ -30,6 +31,13 @@
  * `{"seq","epoch","id","ts"}` (a string; nothing was sent for it). The caller decides whether
  * a checkpoint is due (seq - checkpointSeq) and folds it off this path.
  *
+ * The epoch is bound to the master's replication id (`master_replid`): a stream whose meta
+ * names another one was last written under another master (a promoted replica after a
+ * failover) or another lifetime of this one (a restart), which may have acknowledged writes
+ * this data set lost. It gets a new epoch whose seqs continue after the surviving head
+ * (`base`): no seq is ever reused under an epoch a client may hold, history and checkpoint
+ * stay valid (they are a consistent prefix), and clients take a snapshot on the epoch change.
+ *
  * The envelope is assembled by concatenation around JSON the caller encoded, never
  * re-encoded by cjson (which would turn `[]` into `{}`).
  */
@@ -40,14 +48,26 @@ local n = tonumber(ARGV[8])
 local now = redis.call('TIME')
 local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local tsText = string.format('%d', ts)
+local info = redis.call('INFO', 'replication')
+local at = string.find(info, 'master_replid:', 1, true)
+local replid = string.sub(info, at + 14, at + 53)
 
-local m = redis.call('HMGET', meta, 'epoch', 'seq', 'checkpointSeq', 'touched')
-local epoch, seq, checkpointSeq, touched = m[1], tonumber(m[2]), tonumber(m[3] or '0'), m[4]
+local m = redis.call('HMGET', meta, 'epoch', 'seq', 'checkpointSeq', 'replid', 'touched')
+local epoch, seq, checkpointSeq, touched = m[1], tonumber(m[2]), tonumber(m[3] or '0'), m[5]
 if not epoch then
   -- A stream without meta starts a new history; leftovers of a lost one must not mix in.
   epoch, seq, checkpointSeq, touched = ARGV[3], 0, 0, false
   redis.call('DEL', history, checkpoint)
-  redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'createdAt', ts, 'checkpointSeq', 0)
+  redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'createdAt', ts, 'checkpointSeq', 0, 'replid', replid, 'base', 0)
+elseif m[4] ~= replid then
+  if m[4] then
+    -- Last written under another master or lifetime: writes after this head may be lost
+    -- and their seqs must not be reused under the epoch that carried them.
+    epoch = ARGV[3]
+    redis.call('HSET', meta, 'epoch', epoch, 'replid', replid, 'base', seq)
+  else
+    redis.call('HSET', meta, 'replid', replid)
+  end
 end
 
 -- Idempotency keys are read before anything is written, and the seqs claimed in meta
