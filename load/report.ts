@@ -192,7 +192,13 @@ export function markdown(cfg: LoadConfig, results: SideResult[], date: string, e
   }
   if (full && base) {
     const ratio = full.steady.p99 / base.steady.p99;
-    verdict.push(`- p99 latency full / baseline: ${fmt(ratio, 2)} (the issue's bar at 1k subscribers over two pods: ≤ 1.10).`);
+    const bar =
+      cfg.preset === 'latency1k'
+        ? ratio <= 1.1
+          ? " — **meets** the issue's bar (≤ 1.10 at 1k subscribers over two pods)"
+          : " — **misses** the issue's bar (≤ 1.10 at 1k subscribers over two pods)"
+        : '';
+    verdict.push(`- p99 latency full / baseline: ${fmt(ratio, 2)}${bar}.`);
     if (cfg.drills.length && base.lostTotal > 0)
       verdict.push(`- The baseline has no replay: its sockets lost ${base.lostTotal.toLocaleString('en-US')} deliveries over the run (drills included).`);
   }
