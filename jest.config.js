@@ -1,6 +1,7 @@
 /**
- * Two projects: `unit` (specs beside the code, `*.spec.ts`) and `e2e` (`test/*.e2e-spec.ts`,
- * which start real Redis servers and the built gateway/worker processes). Type checking is
+ * Three projects: `unit` (specs beside the code, `*.spec.ts`), `e2e` (`test/*.e2e-spec.ts`,
+ * which start a real Redis server and the built gateway/worker processes) and `e2e-cluster`
+ * (the same files on a private Redis Cluster). Type checking is
  * `npm run typecheck`'s job, so ts-jest only transpiles.
  */
 const { pathsToModuleNameMapper } = require('ts-jest');
@@ -21,6 +22,16 @@ module.exports = {
       displayName: 'e2e',
       rootDir: __dirname,
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+    },
+    {
+      // The same end-to-end suite against a private 3-master Redis Cluster with replicas;
+      // files that never touch Redis (deployment files, docs) run once, above.
+      ...shared,
+      displayName: 'e2e-cluster',
+      rootDir: __dirname,
+      testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/(deploy|docs|k8s)\\.e2e-spec\\.ts$'],
+      setupFiles: ['<rootDir>/test/support/cluster-topology.ts'],
     },
   ],
   // A global option (Jest ignores it inside a project): end-to-end tests start processes

@@ -1,18 +1,20 @@
 import { DEFAULT_RETENTION, type RetentionPolicy, StreamPublisher } from '@app/backplane';
 import { acquireRedis, type AcquiredRedis, createRedis } from '@app/runtime';
-import type Redis from 'ioredis';
+import type { RedisClient } from '@app/runtime';
 import { type AppProcess, startGateway, startWorker } from './processes';
+import { testTopology } from './topology';
 
 /**
- * A whole system for one test file: a private Redis, N gateway pods and M workers, each a
- * separate process started from the build. `stop()` tears everything down.
+ * A whole system for one test file: a private Redis (one server, or a cluster in the
+ * `e2e-cluster` project), N gateway pods and M workers, each a separate process started
+ * from the build. `stop()` tears everything down.
  */
 export interface TestSystem {
   redis: AcquiredRedis;
   gateways: AppProcess[];
   workers: AppProcess[];
   /** A Redis connection for the test itself (reads, direct publishes). */
-  client: Redis;
+  client: RedisClient;
   publisher(retention?: RetentionPolicy): StreamPublisher;
   stop(): Promise<void>;
 }
@@ -23,8 +25,8 @@ export async function startSystem({
   env = {},
   workerEnv = {},
 }: { gateways?: number; workers?: number; env?: Record<string, string>; workerEnv?: Record<string, string> } = {}): Promise<TestSystem> {
-  const redis = await acquireRedis({ ownServer: true });
-  const connections: Redis[] = [];
+  const redis = await acquireRedis({ ownServer: true, topology: testTopology() });
+  const connections: RedisClient[] = [];
   const started: AppProcess[] = [];
   try {
     const pods = await Promise.all(Array.from({ length: gateways }, (_, i) => startGateway({ redisUrl: redis.url, env }, `pod-${i + 1}`)));

@@ -2,7 +2,7 @@ import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Logger, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { DomainStore, QUEUE_PREFIX, QUEUES } from '@app/backplane';
-import { reconnectDelay, RedisErrorLog } from '@app/runtime';
+import { bullConnection, RedisErrorLog } from '@app/runtime';
 import { AgentControlProcessor } from './agents/agent-control.processor';
 import { AgentRunProcessor } from './agents/agent-run.processor';
 import { RunCancellation } from './agents/run-cancellation';
@@ -24,11 +24,7 @@ export class WorkerModule {
       module: WorkerModule,
       imports: [
         DiscoveryModule,
-        BullModule.forRoot({
-          // Workers block on their queues: BullMQ needs maxRetriesPerRequest null there.
-          connection: { url: config.redisUrl, connectionName: `worker:${config.workerId}:bull`, maxRetriesPerRequest: null, retryStrategy: reconnectDelay },
-          prefix: QUEUE_PREFIX,
-        }),
+        BullModule.forRoot({ connection: bullConnection(config.redisUrl, `worker:${config.workerId}:bull`), prefix: QUEUE_PREFIX }),
         BullModule.registerQueue(...Object.values(QUEUES).map((name) => ({ name }))),
       ],
       providers: [

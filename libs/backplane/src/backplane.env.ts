@@ -1,7 +1,50 @@
 import { Transform } from 'class-transformer';
-import { IsIn, IsInt, Matches, Max, Min } from 'class-validator';
-import { toInt } from '@app/runtime';
+import {
+  IsIn,
+  IsInt,
+  Matches,
+  Max,
+  Min,
+  Validate,
+  ValidateIf,
+  type ValidationArguments,
+  ValidatorConstraint,
+  type ValidatorConstraintInterface,
+} from 'class-validator';
+import { parseRedisUrl, toInt } from '@app/runtime';
 import type { RetentionPolicy } from './retention';
+
+@ValidatorConstraint({ name: 'redisUrl' })
+class ParsableRedisUrl implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    return redisUrlProblem(value) === null;
+  }
+
+  defaultMessage(args: ValidationArguments): string {
+    return `REDIS_URL must be a redis://, rediss:// or redis+cluster://host:port,… URL, or set REDIS_CLUSTER_NODES instead (${redisUrlProblem(args.value)})`;
+  }
+}
+
+function redisUrlProblem(value: unknown): string | null {
+  if (typeof value !== 'string') return 'unset';
+  try {
+    parseRedisUrl(value);
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+@ValidatorConstraint({ name: 'notWithRedisUrl' })
+class NotWithRedisUrl implements ValidatorConstraintInterface {
+  validate(_value: unknown, args: ValidationArguments): boolean {
+    return (args.object as BackplaneEnv).REDIS_URL === undefined;
+  }
+
+  defaultMessage(): string {
+    return 'REDIS_CLUSTER_NODES and REDIS_URL name the Redis twice: set one of them';
+  }
+}
 
 /**
  * Environment variables every process on the backplane reads (gateways and workers both
@@ -9,8 +52,19 @@ import type { RetentionPolicy } from './retention';
  * Each app's env DTO extends this class.
  */
 export class BackplaneEnv {
-  @Matches(/^rediss?:\/\/.+/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
-  REDIS_URL!: string;
+  /**
+   * One Redis (`redis://`, `rediss://`) or a cluster (`redis+cluster://[user:pass@]host:port,…`).
+   * Required unless `REDIS_CLUSTER_NODES` is set; setting both is refused.
+   */
+  @ValidateIf((env: BackplaneEnv) => !env.REDIS_CLUSTER_NODES || env.REDIS_URL !== undefined)
+  @Validate(ParsableRedisUrl)
+  REDIS_URL?: string = undefined;
+
+  /** Seed nodes of a Redis Cluster, `host:port,host:port` (instead of REDIS_URL). */
+  @ValidateIf((env: BackplaneEnv) => env.REDIS_CLUSTER_NODES !== undefined)
+  @Validate(NotWithRedisUrl)
+  @Matches(/^\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*$/, { message: 'REDIS_CLUSTER_NODES must be host:port,host:port,…' })
+  REDIS_CLUSTER_NODES?: string = undefined;
 
   @Transform(toInt)
   @IsInt()

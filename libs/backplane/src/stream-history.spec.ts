@@ -1,6 +1,6 @@
 import type { BotEvent, StreamName } from '@app/protocol';
 import { acquireRedis, createRedis, type AcquiredRedis } from '@app/runtime';
-import type Redis from 'ioredis';
+import type { RedisClient } from '@app/runtime';
 import { streamKeys } from './keys';
 import { runScript } from './scripts';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention';
@@ -8,7 +8,7 @@ import { StreamHistory } from './stream-history';
 import { StreamPublisher } from './stream-publisher';
 
 let server: AcquiredRedis;
-let redis: Redis;
+let redis: RedisClient;
 beforeAll(async () => {
   server = await acquireRedis({ ownServer: true, persistent: false });
   redis = createRedis({ url: server.url, role: 'test' });

@@ -1,13 +1,13 @@
 import { foldEvents, initialState, type BotEvent, type Envelope, type StreamName } from '@app/protocol';
 import { acquireRedis, createRedis, waitFor, type AcquiredRedis } from '@app/runtime';
-import type Redis from 'ioredis';
+import type { RedisClient } from '@app/runtime';
 import { streamChannel, streamKeys } from './keys';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention';
 import { StreamHistory } from './stream-history';
 import { type PublishedEvent, StreamPublisher } from './stream-publisher';
 
 let server: AcquiredRedis;
-const connections: Redis[] = [];
+const connections: RedisClient[] = [];
 const connect = (role = 'test') => {
   const redis = createRedis({ url: server.url, role });
   connections.push(redis);

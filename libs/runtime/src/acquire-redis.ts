@@ -1,3 +1,4 @@
+import { RedisClusterProcess } from './redis-cluster';
 import { RedisServerProcess, type RedisServerOptions } from './redis-server';
 
 /**
@@ -9,8 +10,11 @@ import { RedisServerProcess, type RedisServerOptions } from './redis-server';
  * Only 2 and 3 can be restarted on purpose (`restart`), which fault tests need.
  */
 export interface AcquiredRedis {
+  /** `redis://…`, or `redis+cluster://…` for a cluster. */
   url: string;
-  kind: 'url' | 'process' | 'container';
+  kind: 'url' | 'process' | 'container' | 'cluster';
+  /** The private cluster, for tests that fail masters over (kind `cluster` only). */
+  cluster?: RedisClusterProcess;
   /** Restarts the server keeping (default) or wiping its data; absent for `REDIS_URL`. */
   restart?: (options?: { wipe?: boolean }) => Promise<void>;
   /** Stops the server until `start` (for tests of a Redis outage); absent for `REDIS_URL`. */
@@ -22,6 +26,11 @@ export interface AcquiredRedis {
 export interface AcquireOptions extends RedisServerOptions {
   /** Ignore `REDIS_URL` (a test that must own its server). */
   ownServer?: boolean;
+  /**
+   * `cluster`: a private 3-master Redis Cluster with a replica each (loopback ports)
+   * instead of one server. Tests choose it by `TEST_REDIS_TOPOLOGY=cluster`.
+   */
+  topology?: 'single' | 'cluster';
   env?: NodeJS.ProcessEnv;
 }
 
@@ -29,6 +38,18 @@ export async function acquireRedis(options: AcquireOptions = {}): Promise<Acquir
   const env = options.env ?? process.env;
   if (env.REDIS_URL && !options.ownServer) {
     return { url: env.REDIS_URL, kind: 'url', release: async () => undefined };
+  }
+  if (options.topology === 'cluster') {
+    const cluster = await RedisClusterProcess.start({ persistent: options.persistent });
+    return {
+      url: cluster.url,
+      kind: 'cluster',
+      cluster,
+      restart: (o) => cluster.restart(o),
+      stop: () => cluster.stop(),
+      start: () => cluster.start(),
+      release: () => cluster.dispose(),
+    };
   }
   if (RedisServerProcess.isAvailable(options.binary)) {
     const server = await RedisServerProcess.start(options);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ export interface RedisServerOptions {
   binary?: string;
   /** Keep data in this directory (kept on dispose) instead of a temporary one. */
   dataDir?: string;
+  /** Listen on this port instead of a free one the OS picks (a cluster node needs port + 10000 free too). */
+  port?: number;
   /**
    * Run in its own process group, so a Ctrl-C in the terminal reaches only the parent, which
    * then stops Redis after the processes that use it (the embedded launcher). Default false.
@@ -31,7 +33,7 @@ export class RedisServerProcess {
 
   private constructor(
     readonly port: number,
-    private readonly options: Required<Omit<RedisServerOptions, 'dataDir'>> & Pick<RedisServerOptions, 'dataDir'>,
+    private readonly options: Required<Omit<RedisServerOptions, 'dataDir' | 'port'>> & Pick<RedisServerOptions, 'dataDir'>,
   ) {
     this.ownsDir = !options.dataDir;
     this.dir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'rtgw-redis-'));
@@ -43,11 +45,12 @@ export class RedisServerProcess {
   }
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServerProcess> {
-    const resolved = { persistent: true, args: [], binary: 'redis-server', detached: false, ...options };
+    const { port, ...rest } = options;
+    const resolved = { persistent: true, args: [], binary: 'redis-server', detached: false, ...rest };
     // A free port can be taken between the probe and the bind: try a few.
     let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const server = new RedisServerProcess(await freePort(), resolved);
+    for (let attempt = 0; attempt < (port ? 1 : 5); attempt++) {
+      const server = new RedisServerProcess(port ?? (await freePort()), resolved);
       try {
         await server.launch();
         return server;
@@ -78,9 +81,9 @@ export class RedisServerProcess {
   }
 
   /** Starts the stopped server again on the same port; `wipe` drops its data first. */
-  async restart({ wipe = false } = {}): Promise<void> {
+  async restart({ wipe = false, keep = [] as string[] } = {}): Promise<void> {
     await this.stop();
-    if (wipe) this.removeData(true);
+    if (wipe) this.removeData(true, keep);
     await this.launch();
   }
 
@@ -147,10 +150,11 @@ export class RedisServerProcess {
     });
   }
 
-  private removeData(keepDir = false): void {
+  /** Deletes the data directory, or only its contents but the files named in `keep`. */
+  private removeData(keepDir = false, keep: string[] = []): void {
     if (!this.ownsDir && !keepDir) return;
-    rmSync(this.dir, { recursive: true, force: true });
-    if (keepDir) mkdirSync(this.dir, { recursive: true });
+    if (!keepDir) return rmSync(this.dir, { recursive: true, force: true });
+    for (const entry of readdirSync(this.dir)) if (!keep.includes(entry)) rmSync(join(this.dir, entry), { recursive: true, force: true });
   }
 }
 

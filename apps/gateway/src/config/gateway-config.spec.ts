@@ -31,4 +31,26 @@ describe('loadGatewayConfig', () => {
   it('does not need JWT_SECRET when a public key file is configured', () => {
     expect(loadGatewayConfig({ REDIS_URL: base.REDIS_URL, JWT_PUBLIC_KEY_FILE: '/keys/jwt.pem' }).jwt.publicKeyFile).toBe('/keys/jwt.pem');
   });
+
+  it('takes a Redis Cluster as REDIS_CLUSTER_NODES or as a redis+cluster:// URL', () => {
+    const fromNodes = loadGatewayConfig({ JWT_SECRET: base.JWT_SECRET, REDIS_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7001' });
+    expect(fromNodes.redisUrl).toBe('redis+cluster://10.0.0.1:7000,10.0.0.2:7001');
+    const fromUrl = loadGatewayConfig({ JWT_SECRET: base.JWT_SECRET, REDIS_URL: 'redis+cluster://:pw@redis-0:6379,redis-1:6379' });
+    expect(fromUrl.redisUrl).toBe('redis+cluster://:pw@redis-0:6379,redis-1:6379');
+  });
+
+  it('refuses no Redis, two Redises and a malformed cluster, naming the variable', () => {
+    const problem = (env: Record<string, string>): string => {
+      try {
+        loadGatewayConfig({ JWT_SECRET: base.JWT_SECRET, ...env });
+      } catch (error) {
+        return (error as ConfigError).message;
+      }
+      return 'accepted';
+    };
+    expect(problem({})).toContain('REDIS_URL');
+    expect(problem({ REDIS_URL: base.REDIS_URL, REDIS_CLUSTER_NODES: 'a:1' })).toContain('REDIS_CLUSTER_NODES and REDIS_URL');
+    expect(problem({ REDIS_CLUSTER_NODES: 'a:1,b' })).toContain('REDIS_CLUSTER_NODES must be host:port');
+    expect(problem({ REDIS_URL: 'redis+cluster://a:1,b' })).toMatch(/REDIS_URL.*cluster node "b" is not host:port/);
+  });
 });

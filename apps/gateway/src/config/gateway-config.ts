@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { type RetentionPolicy, retentionFromEnv } from '@app/backplane';
-import { loadConfig } from '@app/runtime';
+import { loadConfig, redisUrlFromEnv } from '@app/runtime';
 import { GatewayEnv } from './gateway.env';
 
 /** The gateway's validated configuration, grouped for the services that use it. */
@@ -36,7 +36,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   return {
     port: e.PORT,
     host: e.HOST,
-    redisUrl: e.REDIS_URL,
+    redisUrl: redisUrlFromEnv(e),
     serverId:
       e.SERVER_ID ??
       `${hostname()

@@ -7,6 +7,9 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { RedisConnections } from '../redis/redis.providers';
 import { StreamFeed } from './stream-feed';
 
+/** Topology events come in bursts; one resync follows the last of them by this much. */
+const RESYNC_DEBOUNCE_MS = 250;
+
 /** Where the feeds' in-order events and presence changes go (the Socket.IO fan-out). */
 export interface FanOut {
   deliver(envelope: Envelope): void;
@@ -24,10 +27,11 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   private readonly logger = new Logger('Backplane');
   private readonly feeds = new Map<StreamName, StreamFeed>();
   private readonly closing = new Map<StreamName, Promise<unknown>>();
-  private readonly probes = new Map<string, () => void>();
+  private readonly probes = new Map<string, (arrived: boolean) => void>();
   private readonly probe: string;
   private fanOut: FanOut | null = null;
   private connectedOnce = false;
+  private resyncTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly redis: RedisConnections,
@@ -43,6 +47,9 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     subscriber.on('smessage', (channel: string, message: string) => this.onMessage(channel, message));
     subscriber.on('ready', () => void this.onReady());
     if (subscriber.status === 'ready') void this.onReady();
+    // On a cluster, ioredis moves sharded subscriptions to a slot's new master by itself
+    // (a failover, a node back); events published in between never arrive, so resync.
+    subscriber.on('subscribersReady', () => this.resyncSoon());
   }
 
   attach(fanOut: FanOut): void {
@@ -97,26 +104,21 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   async roundTrip(timeoutMs: number): Promise<boolean> {
     const nonce = randomUUID();
     const arrived = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        this.probes.delete(nonce);
-        resolve(false);
-      }, timeoutMs);
-      this.probes.set(nonce, () => {
+      const settle = (result: boolean) => {
         clearTimeout(timer);
         this.probes.delete(nonce);
-        resolve(true);
-      });
+        resolve(result);
+      };
+      const timer = setTimeout(() => settle(false), timeoutMs);
+      this.probes.set(nonce, settle);
     });
-    try {
-      await this.redis.commands.spublish(this.probe, nonce);
-    } catch {
-      this.probes.get(nonce)?.();
-      return false;
-    }
+    // The SPUBLISH itself may hang while Redis is away: the deadline covers it too.
+    this.redis.commands.spublish(this.probe, nonce).catch(() => this.probes.get(nonce)?.(false));
     return arrived;
   }
 
   async onApplicationShutdown(): Promise<void> {
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
     this.feeds.clear();
     await Promise.allSettled([...this.closing.values()]);
   }
@@ -158,8 +160,23 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     }
   }
 
+  /**
+   * Reads every feed up to its stream's head shortly after the subscriptions moved: a
+   * burst of topology events (a failover emits several) costs one resync, not one each.
+   */
+  private resyncSoon(): void {
+    if (this.resyncTimer) return;
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = null;
+      const feeds = [...this.feeds.values()];
+      this.logger.log({ msg: 'cluster subscriptions moved; resyncing feeds', feeds: feeds.length });
+      for (const feed of feeds)
+        void feed.resync().catch((error: unknown) => this.logger.warn({ msg: 'resync failed', stream: feed.stream, err: String(error) }));
+    }, RESYNC_DEBOUNCE_MS);
+  }
+
   private onMessage(channel: string, message: string): void {
-    if (channel === this.probe) return this.probes.get(message)?.();
+    if (channel === this.probe) return this.probes.get(message)?.(true);
     const stream = streamOfChannel(channel);
     const feed = stream && this.feeds.get(stream);
     if (!feed) return;

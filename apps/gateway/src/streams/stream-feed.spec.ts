@@ -1,7 +1,7 @@
 import { DEFAULT_RETENTION, StreamHistory, StreamPublisher, streamKeys } from '@app/backplane';
 import type { Envelope, StreamName } from '@app/protocol';
 import { acquireRedis, type AcquiredRedis, createRedis, waitFor } from '@app/runtime';
-import type Redis from 'ioredis';
+import type { RedisClient } from '@app/runtime';
 import { PendingSubscription } from './pending-subscription';
 import { StreamFeed } from './stream-feed';
 
@@ -10,7 +10,7 @@ import { StreamFeed } from './stream-feed';
  * backplane subscription would — including the ones a reconnect would lose.
  */
 let server: AcquiredRedis;
-let redis: Redis;
+let redis: RedisClient;
 let publisher: StreamPublisher;
 let history: StreamHistory;
 beforeAll(async () => {

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import { BackplaneEnv, type RetentionPolicy, retentionFromEnv } from '@app/backplane';
-import { loadConfig, toInt } from '@app/runtime';
+import { loadConfig, redisUrlFromEnv, toInt } from '@app/runtime';
 
 /** The worker's environment (beyond the shared {@link BackplaneEnv}). */
 export class WorkerEnv extends BackplaneEnv {
@@ -77,7 +77,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   return {
     port: e.PORT,
     host: e.HOST,
-    redisUrl: e.REDIS_URL,
+    redisUrl: redisUrlFromEnv(e),
     workerId:
       e.WORKER_ID ??
       `${hostname()
