@@ -25,12 +25,13 @@ module.exports = {
     },
     {
       // The same end-to-end suite against a private 3-master Redis Cluster with replicas;
-      // files that never touch Redis (deployment files, docs) run once, above.
+      // files that never touch Redis (deployment files, docs) or start their own single
+      // redis-server (process faults) run once, above.
       ...shared,
       displayName: 'e2e-cluster',
       rootDir: __dirname,
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
-      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/(deploy|docs|k8s)\\.e2e-spec\\.ts$'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/(deploy|docs|k8s|process-faults)\\.e2e-spec\\.ts$'],
       setupFiles: ['<rootDir>/test/support/cluster-topology.ts'],
     },
   ],
