@@ -28,6 +28,8 @@ export interface LoadConfig {
   /** Fault drills run during load, after the steady phase (see drills.ts). */
   drills: string[];
   sides: SideKey[];
+  /** Rounds of all sides, in ABBA order; the report shows medians (sums for losses and errors). */
+  rounds: number;
   /** Client implementation: raw Engine.IO frames over ws, or socket.io-client. */
   lib: 'raw' | 'sio';
   /** How the full path publishes: StreamPublisher, the HTTP API, or alternating. */
@@ -68,6 +70,7 @@ const DEFAULTS = {
   churn: 20,
   drills: 'pod-kill',
   sides: 'full,baseline',
+  rounds: 1,
   lib: 'raw',
   via: 'direct',
   publishers: 1,
@@ -85,7 +88,7 @@ export const PRESETS: Record<string, Partial<Raw>> = {
   /** Development: ~2k sockets, well under a minute of load per side. */
   small: { sockets: 2000, pods: 3, clients: 2, streams: 10, rate: 2, hotFraction: 0.25, hotRate: 2, duration: 30, warmup: 3, churn: 5 },
   /** The latency check: 1k subscribers of one stream over two pods, p99 vs baseline. */
-  latency1k: { sockets: 1000, pods: 2, clients: 2, streams: 1, rate: 20, hotFraction: 0, duration: 30, warmup: 5, churn: 0, drills: 'none' },
+  latency1k: { sockets: 1000, pods: 2, clients: 2, streams: 1, rate: 20, hotFraction: 0, duration: 30, warmup: 5, churn: 0, drills: 'none', rounds: 3 },
 };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig {
@@ -139,6 +142,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig 
     churn: num('churn', 0, false),
     drills,
     sides,
+    rounds: num('rounds', 1),
     lib: oneOf('lib', ['raw', 'sio'] as const),
     via: oneOf('via', ['direct', 'http', 'both'] as const),
     publishers: num('publishers', 1),
@@ -154,7 +158,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig 
   if (!cfg.deadline)
     cfg.deadline = cfg.serve
       ? cfg.serve + 120
-      : Math.round(sides.length * (120 + sockets / 100 + cfg.warmup + cfg.duration + drills.length * (60 + sockets / 200)));
+      : Math.round(num('rounds', 1) * sides.length * (120 + sockets / 100 + cfg.warmup + cfg.duration + drills.length * (60 + sockets / 200)));
   if (!cfg.serve) check(cfg);
   return cfg;
 }

@@ -33,6 +33,7 @@ export interface Phase {
 
 export interface SideResult {
   side: SideKey;
+  round: number;
   connected: number;
   connectPerSec: number;
   idleRssPerSocketKb: number;
@@ -115,17 +116,24 @@ function fmt(value: number | undefined, digits: number): string {
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-type Row = [label: string, pick: (r: SideResult) => number, digits: number];
+/** A table row: how to read the figure from one side's result; `sum` adds rounds up instead of taking the median. */
+type Row = [label: string, pick: (r: SideResult) => number, digits: number, sum?: 'sum'];
 
+function median(values: number[]): number {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** One column per side; with several rounds, the median of the rounds (or their sum). */
 function table(results: SideResult[], rows: Row[]): string[] {
-  const full = results.find((r) => r.side === 'full');
-  const base = results.find((r) => r.side === 'baseline');
-  const cols = [full, base].filter((r): r is SideResult => r !== undefined);
-  const both = full !== undefined && base !== undefined;
-  const header = ['Metric', ...cols.map((r) => (r.side === 'full' ? 'Full path' : 'Baseline')), ...(both ? ['Full / baseline'] : [])];
+  const cols = (['full', 'baseline'] as const).map((side) => results.filter((r) => r.side === side)).filter((rounds) => rounds.length > 0);
+  const both = cols.length === 2;
+  const header = ['Metric', ...cols.map((rounds) => (rounds[0].side === 'full' ? 'Full path' : 'Baseline')), ...(both ? ['Full / baseline'] : [])];
   const lines = [`| ${header.join(' | ')} |`, `|---|${cols.map(() => '---:|').join('')}${both ? '---:|' : ''}`];
-  for (const [label, pick, digits] of rows) {
-    const values = cols.map(pick);
+  for (const [label, pick, digits, sum] of rows) {
+    const values = cols.map((rounds) => (sum ? rounds.reduce((total, r) => total + pick(r), 0) : median(rounds.map(pick))));
     const ratio = both ? values[0] / values[1] : Number.NaN;
     lines.push(`| ${label} | ${values.map((v) => fmt(v, digits)).join(' | ')}${both ? ` | ${values[1] === 0 ? 'n/a' : fmt(ratio, 2)}` : ''} |`);
   }
@@ -158,54 +166,54 @@ export function markdown(cfg: LoadConfig, results: SideResult[], date: string, e
     ['Client cores busy', (r) => r.steady.clientCores, 2],
     ['Client RSS per socket (client processes, RSS delta / sockets), KB', (r) => r.clientRssPerSocketKb, 1],
     ['Sockets churned (closed and replaced) in the steady phase', (r) => r.steady.churned, 0],
-    ['Lost (steady phase)', (r) => r.steady.lost, 0],
-    ['Duplicates (steady phase)', (r) => r.steady.dup, 0],
-    ['Unexpected disconnects (steady phase)', (r) => r.steady.unexpectedCloses, 0],
-    ['Lost (whole run)', (r) => r.lostTotal, 0],
-    ['Duplicates (whole run)', (r) => r.dupTotal, 0],
-    ['Errors (whole run)', (r) => Object.values(r.errors).reduce((a, b) => a + b, 0), 0],
-    ['Subscriptions checked at the end', (r) => r.verify.checked, 0],
-    ['… behind the last published seq (missing events)', (r) => r.verify.missing, 0],
+    ['Lost (steady phase)', (r) => r.steady.lost, 0, 'sum'],
+    ['Duplicates (steady phase)', (r) => r.steady.dup, 0, 'sum'],
+    ['Unexpected disconnects (steady phase)', (r) => r.steady.unexpectedCloses, 0, 'sum'],
+    ['Lost (whole run)', (r) => r.lostTotal, 0, 'sum'],
+    ['Duplicates (whole run)', (r) => r.dupTotal, 0, 'sum'],
+    ['Errors (whole run)', (r) => Object.values(r.errors).reduce((a, b) => a + b, 0), 0, 'sum'],
+    ['Subscriptions checked at the end', (r) => r.verify.checked, 0, 'sum'],
+    ['… behind the last published seq (missing events)', (r) => r.verify.missing, 0, 'sum'],
   ];
   const drillRows: Row[] = [];
   for (const [d, name] of cfg.drills.entries()) {
     const figures = results[0]?.drills[d]?.result.figures ?? [];
     figures.forEach(([label, , digits], f) => drillRows.push([`${name}: ${label}`, (r) => r.drills[d]?.result.figures[f]?.[1] ?? Number.NaN, digits]));
     drillRows.push(
-      [`${name}: lost`, (r) => r.drills[d]?.result.lost ?? Number.NaN, 0],
-      [`${name}: duplicates`, (r) => r.drills[d]?.result.dup ?? Number.NaN, 0],
-      [`${name}: errors`, (r) => r.drills[d]?.phase.errors ?? Number.NaN, 0],
+      [`${name}: lost`, (r) => r.drills[d]?.result.lost ?? Number.NaN, 0, 'sum'],
+      [`${name}: duplicates`, (r) => r.drills[d]?.result.dup ?? Number.NaN, 0, 'sum'],
+      [`${name}: errors`, (r) => r.drills[d]?.phase.errors ?? Number.NaN, 0, 'sum'],
       [`${name}: latency p99 in the drill window (replayed events count from their publish), ms`, (r) => r.drills[d]?.phase.p99 ?? Number.NaN, 1],
       [`${name}: latency max in the drill window, ms`, (r) => r.drills[d]?.phase.max ?? Number.NaN, 0],
     );
   }
-  const full = results.find((r) => r.side === 'full');
-  const base = results.find((r) => r.side === 'baseline');
+  const fulls = results.filter((r) => r.side === 'full');
+  const bases = results.filter((r) => r.side === 'baseline');
   const verdict: string[] = [];
-  if (full) {
+  for (const full of fulls) {
     const errors = Object.entries(full.errors).filter(([, v]) => v > 0);
     const exact = full.verify.behind === 0 && full.verify.ahead === 0 && full.verify.notReady === 0;
     verdict.push(
-      `- Full path: ${full.lostTotal === 0 && full.dupTotal === 0 && errors.length === 0 && exact ? '**PASS**' : '**FAIL**'} — lost ${full.lostTotal}, duplicates ${full.dupTotal}, errors ${errors.length ? errors.map(([k, v]) => `${k} ${v}`).join(', ') : 0}; ` +
+      `- Full path${fulls.length > 1 ? `, round ${full.round + 1}` : ''}: ${full.lostTotal === 0 && full.dupTotal === 0 && errors.length === 0 && exact ? '**PASS**' : '**FAIL**'} — lost ${full.lostTotal}, duplicates ${full.dupTotal}, errors ${errors.length ? errors.map(([k, v]) => `${k} ${v}`).join(', ') : 0}; ` +
         `${full.verify.checked - full.verify.behind - full.verify.ahead} of ${full.verify.checked} subscriptions ended exactly at their stream's last published seq${full.verify.notReady ? ` (${full.verify.notReady} sockets not connected at the end)` : ''}.`,
     );
   }
-  if (full && base) {
-    const ratio = full.steady.p99 / base.steady.p99;
-    const bar =
-      cfg.preset === 'latency1k'
-        ? ratio <= 1.1
-          ? " — **meets** the issue's bar (≤ 1.10 at 1k subscribers over two pods)"
-          : " — **misses** the issue's bar (≤ 1.10 at 1k subscribers over two pods)"
+  if (fulls.length && bases.length) {
+    const ratio = median(fulls.map((r) => r.steady.p99)) / median(bases.map((r) => r.steady.p99));
+    const bar = cfg.preset === 'latency1k' ? ` — ${ratio <= 1.1 ? '**meets**' : '**misses**'} the issue's bar (≤ 1.10 at 1k subscribers over two pods)` : '';
+    const perRound =
+      fulls.length > 1
+        ? ` (medians; per round, in run order: ${fulls.map((f, i) => `${fmt(f.steady.p99, 1)} / ${fmt(bases[i]?.steady.p99, 1)} ms`).join(', ')})`
         : '';
-    verdict.push(`- p99 latency full / baseline: ${fmt(ratio, 2)}${bar}.`);
-    if (cfg.drills.length && base.lostTotal > 0)
-      verdict.push(`- The baseline has no replay: its sockets lost ${base.lostTotal.toLocaleString('en-US')} deliveries over the run (drills included).`);
+    verdict.push(`- p99 latency full / baseline: ${fmt(ratio, 2)}${bar}${perRound}.`);
+    const baseLost = bases.reduce((sum, r) => sum + r.lostTotal, 0);
+    if (cfg.drills.length && baseLost > 0)
+      verdict.push(`- The baseline has no replay: its sockets lost ${baseLost.toLocaleString('en-US')} deliveries over the run (drills included).`);
   }
   return [
     `# Load: full path vs Socket.IO + sharded redis adapter — ${date} (${cfg.preset})`,
     '',
-    'Produced by `npm run load` (load/run.ts). Each side ran alone on the machine, one after the other, with the same parameters.',
+    `Produced by \`npm run load\` (load/run.ts). Each side ran alone on the machine, one after the other, with the same parameters${cfg.rounds > 1 ? `; ${cfg.rounds} rounds in ABBA order, the table shows each figure's median over the rounds (losses, errors and counts: their sum)` : ''}.`,
     '',
     '## Parameters',
     '',

@@ -106,6 +106,7 @@ async function runSide(side: SideKey, cfg: LoadConfig, tokens: string[]): Promis
     const sum = (key: keyof SideResult['verify']) => verify.reduce((total, v) => total + v[key], 0);
     const result: SideResult = {
       side,
+      round: 0,
       connected: idle.clients.ready,
       connectPerSec: idle.clients.ready / (connectMs / 1000),
       idleRssPerSocketKb,
@@ -195,7 +196,13 @@ async function main(): Promise<void> {
   );
   if (cfg.serve) return serve(cfg, tokens);
   const results: SideResult[] = [];
-  for (const side of cfg.sides) results.push(await runSide(side, cfg, tokens));
+  for (let round = 0; round < cfg.rounds; round++) {
+    // ABBA: neither side always runs first (other jobs on the machine come and go).
+    for (const side of round % 2 === 0 ? cfg.sides : [...cfg.sides].reverse()) {
+      if (cfg.rounds > 1) log(`round ${round + 1} of ${cfg.rounds}: ${side}`);
+      results.push({ ...(await runSide(side, cfg, tokens)), round });
+    }
+  }
 
   const date = execFileSync('date', ['+%F'], { encoding: 'utf8' }).trim();
   const environment = [
@@ -214,9 +221,9 @@ async function main(): Promise<void> {
   writeFileSync(file, report);
   console.log(`\n${report}`);
   log(`report written to ${file}`);
-  const full = results.find((r) => r.side === 'full');
   // A failed full path (anything lost, duplicated, an error, a subscription short at the end) fails the command.
-  if (full && (full.lostTotal > 0 || full.dupTotal > 0 || Object.values(full.errors).some((v) => v > 0) || full.verify.behind > 0)) process.exitCode = 2;
+  const failed = (r: SideResult) => r.lostTotal > 0 || r.dupTotal > 0 || Object.values(r.errors).some((v) => v > 0) || r.verify.behind > 0;
+  if (results.some((r) => r.side === 'full' && failed(r))) process.exitCode = 2;
 }
 
 main()
