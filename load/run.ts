@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { RedisServerProcess, waitFor } from '@app/runtime';
@@ -188,7 +188,8 @@ async function main(): Promise<void> {
   const gatewayMain = join(__dirname, '..', 'dist', 'apps', 'gateway', 'main.js');
   await waitFor(() => existsSync(gatewayMain), { timeoutMs: 60_000, intervalMs: 500, message: `${gatewayMain} (run npm run build)` });
   if (!RedisServerProcess.isAvailable()) throw new Error('redis-server is not on PATH');
-  log(`config: ${JSON.stringify({ ...cfg, addrs: cfg.addrs.length })}; load average ${loadavg()[0].toFixed(2)}; deadline ${cfg.deadline} s`);
+  const loadStart = loadavg();
+  log(`config: ${JSON.stringify({ ...cfg, addrs: cfg.addrs.length })}; load average ${loadStart[0].toFixed(2)}; deadline ${cfg.deadline} s`);
 
   // Several users, every one allowed all bot streams: presence sees many dashboards per bot.
   const tokens = await Promise.all(
@@ -205,7 +206,15 @@ async function main(): Promise<void> {
   }
 
   const date = execFileSync('date', ['+%F'], { encoding: 'utf8' }).trim();
+  const commit = (() => {
+    try {
+      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
   const environment = [
+    `- Load average at the start ${loadStart.map((l) => l.toFixed(2)).join(' / ')} (other jobs may share the machine; compare the columns of one report, not reports); commit ${commit}, gateway build ${statSync(gatewayMain).mtime.toISOString()}.`,
     `- Each side: a private redis-server (no persistence); full path = gateway pods from dist/apps/gateway (TRANSPORTS=websocket, LOG_LEVEL=warn); baseline = bench/baseline-server.ts pods (socket.io 4.8.3 + @socket.io/redis-adapter sharded, dynamic mode, no auth, no seq).`,
   ];
   const report = markdown(
