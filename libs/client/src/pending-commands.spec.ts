@@ -22,6 +22,20 @@ describe('PendingCommands', () => {
     expect(commands.size).toBe(0);
   });
 
+  it('hands the result to onResult inside the ack callback, before the promise settles', async () => {
+    const commands = new PendingCommands();
+    const c = connection();
+    commands.connected(1, c.send);
+    const order: string[] = [];
+    const result = commands.send('subscribe', { stream: 'bot:b1' }, 'c0', 10_000, false, () => order.push('onResult'));
+    void result.then(() => order.push('then'));
+    c.sent[0].answer({ ok: true, result: { stream: 'bot:b1', epoch: 'e', seq: 3, replayed: 0 } });
+    // What the same read delivers next (a replayed event) runs after onResult, before `then`.
+    order.push('next frame');
+    await result;
+    expect(order).toEqual(['onResult', 'next frame', 'then']);
+  });
+
   it('resends an unanswered command with the same id on the next connection', async () => {
     const commands = new PendingCommands();
     const a = connection();

@@ -16,6 +16,8 @@ interface Pending {
   /** Resend on the next connection if this one drops (false: fail with UNAVAILABLE instead). */
   resend: boolean;
   resolve: (result: unknown) => void;
+  /** Called with the result inside the ack callback, before `resolve` (see `send`). */
+  onResult?: (result: unknown) => void;
   reject: (error: ProtocolError) => void;
   deadline: number;
   /** Which connection the request was last sent on (undefined: waiting for one). */
@@ -45,7 +47,19 @@ export class PendingCommands {
     return this.pending.size;
   }
 
-  send<T extends CommandType>(type: T, payload: CommandPayload<T>, id: string, timeoutMs: number, resend = true): Promise<CommandResult<T>> {
+  /**
+   * `onResult` runs synchronously inside the ack callback, before the promise settles: a
+   * subscribe's replayed events may come in the same read as its ack, and would reach the
+   * store before a promise continuation could apply the answer.
+   */
+  send<T extends CommandType>(
+    type: T,
+    payload: CommandPayload<T>,
+    id: string,
+    timeoutMs: number,
+    resend = true,
+    onResult?: (result: CommandResult<T>) => void,
+  ): Promise<CommandResult<T>> {
     if (this.pending.has(id)) return Promise.reject(new ProtocolError(ErrorCode.CONFLICT, `command ${id} is already pending`));
     if (!resend && !this.connection) return Promise.reject(connectionLost());
     return new Promise<CommandResult<T>>((resolve, reject) => {
@@ -53,6 +67,7 @@ export class PendingCommands {
         request: { v: PROTOCOL_VERSION, id, type, payload } as CommandRequest,
         resend,
         resolve: resolve as (result: unknown) => void,
+        onResult: onResult as ((result: unknown) => void) | undefined,
         reject,
         deadline: Date.now() + timeoutMs,
         deadlineTimer: setTimeout(() => this.fail(id, new ProtocolError(ErrorCode.TIMEOUT, `no answer to ${type} within ${timeoutMs} ms`)), timeoutMs),
@@ -88,6 +103,7 @@ export class PendingCommands {
     if (this.pending.get(entry.request.id) !== entry) return;
     if (ack.ok) {
       this.settle(entry);
+      entry.onResult?.(ack.result);
       return entry.resolve(ack.result);
     }
     const wait = ack.error.retryAfterMs ?? 1000;

@@ -173,12 +173,14 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
     store.beginSubscribe();
     const payload: CommandPayload<'subscribe'> = { stream: store.stream, ...(store.resumePoint() ?? {}) };
     const timeoutMs = this.options.commandTimeoutMs ?? 30_000;
-    this.commands.send('subscribe', payload, newCommandId(++this.commandCounter), timeoutMs, false).then(
-      (result) => {
-        if (this.stores.get(store.stream) === store) store.applySubscribeResult(result);
-      },
-      (error: unknown) => this.subscribeFailed(store, error),
-    );
+    // The answer is applied inside the ack callback: the replay that follows it may be in the
+    // same read, and must find the store live, not still holding (which drops a replay's copies).
+    const apply = (result: CommandResult<'subscribe'>) => {
+      if (this.stores.get(store.stream) === store) store.applySubscribeResult(result);
+    };
+    this.commands
+      .send('subscribe', payload, newCommandId(++this.commandCounter), timeoutMs, false, apply)
+      .catch((error: unknown) => this.subscribeFailed(store, error));
   }
 
   private resubscribe(store: StreamStore, reason: ResyncReason): void {
