@@ -45,6 +45,11 @@ export class GatewayMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly feedStalls = new Counter({
+    name: 'rtgw_backplane_feed_stalls_total',
+    help: 'Quiet feeds the watchdog found behind their stream (their channel was subscribed again)',
+    registers: [this.registry],
+  });
   readonly gapsRepaired = new Counter({
     name: 'rtgw_backplane_gaps_total',
     help: 'Gaps in a stream feed, by whether history could fill them',

@@ -7,6 +7,9 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { RedisConnections } from '../redis/redis.providers';
 import { StreamFeed } from './stream-feed';
 
+/** A feed that heard nothing for this long is checked against its stream's head. */
+const FEED_WATCHDOG_MS = 5_000;
+
 /** Topology events come in bursts; one resync follows the last of them by this much. */
 const RESYNC_DEBOUNCE_MS = 250;
 
@@ -32,6 +35,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   private fanOut: FanOut | null = null;
   private connectedOnce = false;
   private resyncTimer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private checking = false;
 
   constructor(
     private readonly redis: RedisConnections,
@@ -50,6 +55,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     // On a cluster, ioredis moves sharded subscriptions to a slot's new master by itself
     // (a failover, a node back); events published in between never arrive, so resync.
     subscriber.on('subscribersReady', () => this.resyncSoon());
+    this.watchdog = setInterval(() => void this.checkQuietFeeds(), FEED_WATCHDOG_MS);
+    this.watchdog.unref();
   }
 
   attach(fanOut: FanOut): void {
@@ -119,6 +126,7 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
 
   async onApplicationShutdown(): Promise<void> {
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    if (this.watchdog) clearInterval(this.watchdog);
     this.feeds.clear();
     await Promise.allSettled([...this.closing.values()]);
   }
@@ -173,6 +181,40 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
       for (const feed of feeds)
         void feed.resync().catch((error: unknown) => this.logger.warn({ msg: 'resync failed', stream: feed.stream, err: String(error) }));
     }, RESYNC_DEBOUNCE_MS);
+  }
+
+  /**
+   * The safety net under the channel subscriptions: a feed that heard nothing for a watchdog
+   * period reads its stream's head. A quiet stream costs one read; a feed found behind the
+   * head was not hearing its channel (a sharded subscription lost in a cluster's topology
+   * change, say), so it catches up from history and its channel is subscribed again.
+   */
+  private async checkQuietFeeds(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      const quietSince = Date.now() - FEED_WATCHDOG_MS;
+      for (const feed of [...this.feeds.values()]) {
+        if (feed.lastMessageAt > quietSince || this.feeds.get(feed.stream) !== feed) continue;
+        const before = feed.position;
+        try {
+          await feed.resync();
+        } catch (error) {
+          this.logger.warn({ msg: 'watchdog could not read a stream head', stream: feed.stream, err: String(error) });
+          continue;
+        }
+        const after = feed.position;
+        feed.lastMessageAt = Date.now();
+        if (after.epoch === before.epoch && after.seq === before.seq) continue;
+        this.metrics.feedStalls.inc();
+        this.logger.warn({ msg: 'a quiet feed was behind its stream; subscribing its channel again', stream: feed.stream, from: before, to: after });
+        await this.redis.subscriber.ssubscribe(streamChannel(feed.stream)).catch((error: unknown) => {
+          this.logger.warn({ msg: 'resubscribe failed', stream: feed.stream, err: String(error) });
+        });
+      }
+    } finally {
+      this.checking = false;
+    }
   }
 
   private onMessage(channel: string, message: string): void {

@@ -44,6 +44,9 @@ export class StreamFeed {
     private readonly ports: FeedPorts,
   ) {}
 
+  /** When the channel last brought this feed a message (ms): a quiet feed is checked against its head. */
+  lastMessageAt = Date.now();
+
   get position(): { epoch: string | null; seq: number } {
     return { epoch: this.epoch, seq: this.lastSeq };
   }
@@ -72,6 +75,7 @@ export class StreamFeed {
   }
 
   receive(envelope: Envelope): void {
+    this.lastMessageAt = Date.now();
     if (!this.primed || this.repairing || this.waiting.length > 0) {
       this.waiting.push(envelope);
       if (this.primed && !this.repairing) void this.repair();
