@@ -144,4 +144,40 @@ describe('StreamFeed', () => {
     expect(delivered).toEqual([1, 2]);
     expect(feed.position).toEqual({ epoch: published[3].epoch, seq: 2 });
   });
+
+  it('ignores a head read from before it entered a newer epoch (a resync racing a Redis restart)', async () => {
+    // In memory: epoch e1 holds 1..3; Redis restarts, and the next publish starts e2 at base 3.
+    const stream: StreamName = 'bot:feed-stale-head';
+    const event = (epoch: string, seq: number) => ({ v: 1, stream, epoch, seq, id: `${epoch}-${seq}`, type: 'thinking', ts: 0, payload: {} }) as Envelope;
+    const log = [1, 2, 3].map((seq) => event('e1', seq));
+    const heads: Array<(head: { epoch: string; seq: number; base?: number }) => void> = [];
+    let answerAtOnce: { epoch: string; seq: number; base?: number } | null = { epoch: 'e1', seq: 3 };
+    const delivered: string[] = [];
+    const feed = new StreamFeed(stream, {
+      range: (_s, from, to) => Promise.resolve(log.filter((e) => e.seq >= from && e.seq <= to)),
+      head: () => (answerAtOnce ? Promise.resolve(answerAtOnce) : new Promise((resolve) => heads.push(resolve))),
+      deliver: (e) => delivered.push(`${e.epoch}:${e.seq}`),
+      onGap: () => undefined,
+      onError: (_s, error) => {
+        throw error;
+      },
+    });
+    await feed.prime();
+    // The subscriber connection comes back: a resync reads the head (still e1 at 3)...
+    answerAtOnce = null;
+    const resync = feed.resync();
+    // ...while e2's first event arrives; the feed reads the head again and enters e2 at its base.
+    log.push(event('e2', 4));
+    feed.receive(log[3]);
+    expect(heads).toHaveLength(2);
+    const [resyncHead, enterHead] = heads;
+    enterHead({ epoch: 'e2', seq: 4, base: 3 });
+    await waitFor(() => delivered.length === 1);
+    // Only now the resync's (stale) answer arrives: it must not take the feed back to e1.
+    resyncHead({ epoch: 'e1', seq: 3 });
+    await resync;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(delivered).toEqual(['e2:4']);
+    expect(feed.position).toEqual({ epoch: 'e2', seq: 4 });
+  });
 });

@@ -186,6 +186,13 @@ export class StreamFeed {
       while (this.target || this.waiting.length > 0) {
         const target = this.target;
         if (target) {
+          if (target.epoch !== this.epoch && this.pastEpochs.has(target.epoch)) {
+            // A head read from before the feed entered a newer epoch (a resync racing the
+            // first event after a Redis restart or failover): stale. Going back would deliver
+            // the old epoch again from its start.
+            if (this.target === target) this.target = null;
+            continue;
+          }
           if (target.epoch !== this.epoch) this.restart(target.epoch, target.base ?? 0);
           if (target.seq > this.lastSeq) await this.fill(target.seq);
           // A resync during the fill may have set a newer target: keep that one.
