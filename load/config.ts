@@ -27,6 +27,21 @@ export interface LoadConfig {
   churn: number;
   /** Fault drills run during load, after the steady phase (see drills.ts). */
   drills: string[];
+  /** Jitter drill: each connection is reset at a random age of 0.8–1.2 × this, seconds. */
+  jitterPeriod: number;
+  /** Jitter drill: how long connections are reset, seconds. */
+  jitterFor: number;
+  /** Jitter drill: how long a client stays away after its connection was reset, ms (±25 %). */
+  jitterOffline: number;
+  /** Network-drops drill: how many drops, and how long each, ms. */
+  drops: number;
+  dropMs: number;
+  /** Publish-only phase: events/s published in all over `burstStreams` extra streams for `burstFor` s (0: no such phase). */
+  burstRate: number;
+  burstStreams: number;
+  burstFor: number;
+  /** Sockets/s moved onto the TCP proxies before the first network drill (0: from the socket count). */
+  migrateRate: number;
   sides: SideKey[];
   /** Rounds of all sides, in ABBA order; the report shows medians (sums for losses and errors). */
   rounds: number;
@@ -68,7 +83,16 @@ const DEFAULTS = {
   duration: 60,
   warmup: 5,
   churn: 20,
-  drills: 'pod-kill',
+  drills: 'pod-kill,rolling-restart,jitter,network-drops,redis-restart',
+  jitterPeriod: 15,
+  jitterFor: 60,
+  jitterOffline: 2000,
+  drops: 3,
+  dropMs: 2000,
+  burstRate: 2000,
+  burstStreams: 50,
+  burstFor: 10,
+  migrateRate: 0,
   sides: 'full,baseline',
   rounds: 1,
   lib: 'raw',
@@ -85,10 +109,40 @@ const DEFAULTS = {
 type Raw = { [K in keyof typeof DEFAULTS]: string | number };
 
 export const PRESETS: Record<string, Partial<Raw>> = {
-  /** Development: ~2k sockets, well under a minute of load per side. */
-  small: { sockets: 2000, pods: 3, clients: 2, streams: 10, rate: 2, hotFraction: 0.25, hotRate: 2, duration: 30, warmup: 3, churn: 5 },
+  /** Development: ~2k sockets, well under a minute of steady load per side, then the pod kill. */
+  small: {
+    sockets: 2000,
+    pods: 3,
+    clients: 2,
+    streams: 10,
+    rate: 2,
+    hotFraction: 0.25,
+    hotRate: 2,
+    duration: 30,
+    warmup: 3,
+    churn: 5,
+    drills: 'pod-kill',
+    jitterPeriod: 5,
+    jitterFor: 20,
+    drops: 3,
+    burstRate: 2000,
+    burstStreams: 20,
+  },
   /** The issue's latency check: 1k subscribers of one stream over two pods, p99 vs baseline. */
-  latency1k: { sockets: 1000, pods: 2, clients: 2, streams: 1, rate: 20, hotFraction: 0, duration: 30, warmup: 5, churn: 0, drills: 'none', rounds: 3 },
+  latency1k: {
+    sockets: 1000,
+    pods: 2,
+    clients: 2,
+    streams: 1,
+    rate: 20,
+    hotFraction: 0,
+    duration: 30,
+    warmup: 5,
+    churn: 0,
+    drills: 'none',
+    rounds: 3,
+    burstRate: 0,
+  },
 };
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig {
@@ -141,6 +195,15 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig 
     warmup: num('warmup', 0),
     churn: num('churn', 0, false),
     drills,
+    jitterPeriod: num('jitterPeriod', 1, false),
+    jitterFor: num('jitterFor', 1, false),
+    jitterOffline: num('jitterOffline', 0),
+    drops: num('drops', 1),
+    dropMs: num('dropMs', 100),
+    burstRate: num('burstRate', 0, false),
+    burstStreams: num('burstStreams', 1),
+    burstFor: num('burstFor', 1, false),
+    migrateRate: num('migrateRate', 0, false) || Math.max(200, Math.round(sockets / 60)),
     sides,
     rounds: num('rounds', 1),
     lib: oneOf('lib', ['raw', 'sio'] as const),
@@ -155,23 +218,46 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig 
     serve: num('serve', 0),
     hotEvery: hotFraction > 0 ? Math.max(1, Math.round(1 / hotFraction)) : 0,
   };
-  if (!cfg.deadline)
-    cfg.deadline = cfg.serve
-      ? cfg.serve + 120
-      : Math.round(num('rounds', 1) * sides.length * (120 + sockets / 100 + cfg.warmup + cfg.duration + drills.length * (60 + sockets / 200)));
+  if (!cfg.deadline) cfg.deadline = cfg.serve ? cfg.serve + 120 : Math.round(2 * cfg.rounds * sides.length * sideSeconds(cfg));
   if (!cfg.serve) check(cfg);
   return cfg;
+}
+
+/**
+ * A guess at one side's run time, seconds, with sockets (re)connecting and subscribing at
+ * ~300/s (a busy 2-core machine; a quiet one does up to ~1,000/s). The deadline is twice it.
+ */
+export function sideSeconds(cfg: LoadConfig): number {
+  const moving = (sockets: number) => sockets / 300;
+  const perPod = cfg.sockets / cfg.pods;
+  const drill: Record<string, number> = {
+    'pod-kill': 40 + moving(perPod),
+    'rolling-restart': cfg.pods * (15 + moving(perPod)),
+    jitter: cfg.jitterFor + 30 + moving(cfg.sockets / 3),
+    'network-drops': cfg.drops * (cfg.dropMs / 1000 + 10 + moving(cfg.sockets)),
+    'redis-restart': 40 + moving(cfg.sockets / 2),
+  };
+  const proxies = cfg.drills.some((d) => d === 'jitter' || d === 'network-drops') ? 20 + cfg.sockets / cfg.migrateRate : 0;
+  const publishOnly = cfg.burstRate > 0 ? cfg.burstFor + 15 : 0;
+  const drills = cfg.drills.reduce((sum, d) => sum + (drill[d] ?? 60 + moving(cfg.sockets)), 0);
+  return 60 + moving(cfg.sockets) + cfg.warmup + cfg.duration + publishOnly + proxies + drills;
+}
+
+/** TCP proxy processes per pod: each holds ≤ 8k client connections (two open files each), also with a pod down. */
+export function proxiesPerPod(cfg: LoadConfig): number {
+  return Math.max(1, Math.ceil(cfg.sockets / Math.max(1, cfg.pods - 1) / 8_000));
 }
 
 /** Refuses a layout the machine's limits cannot hold, and says what would. */
 function check(cfg: LoadConfig): void {
   const perPod = Math.ceil(cfg.sockets / cfg.pods);
-  const podsNeeded = Math.ceil(cfg.sockets / MAX_PER_PROCESS) + (cfg.drills.includes('pod-kill') ? 1 : 0);
+  const onePodDown = cfg.drills.some((d) => d === 'pod-kill' || d === 'rolling-restart');
+  const podsNeeded = Math.ceil(cfg.sockets / MAX_PER_PROCESS) + (onePodDown ? 1 : 0);
   if (cfg.pods < podsNeeded)
     throw new Error(
-      `${cfg.sockets} sockets need --pods ${podsNeeded} or more (≤ ${MAX_PER_PROCESS} sockets per pod${cfg.drills.includes('pod-kill') ? ', also after one pod is killed' : ''}; ${perPod} now)`,
+      `${cfg.sockets} sockets need --pods ${podsNeeded} or more (≤ ${MAX_PER_PROCESS} sockets per pod${onePodDown ? ', also while one pod is down' : ''}; ${perPod} now)`,
     );
-  if (cfg.drills.includes('pod-kill') && cfg.pods < 2) throw new Error('the pod-kill drill needs --pods 2 or more');
+  if (onePodDown && cfg.pods < 2) throw new Error('the pod-kill and rolling-restart drills need --pods 2 or more');
   if (Math.ceil(cfg.sockets / cfg.clients) > MAX_PER_PROCESS)
     throw new Error(`${cfg.sockets} sockets need --clients ${Math.ceil(cfg.sockets / MAX_PER_PROCESS)} or more`);
   if (Math.ceil(cfg.sockets / cfg.addrs.length) > MAX_PER_ADDRESS)

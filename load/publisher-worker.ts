@@ -81,69 +81,115 @@ async function makeSender(): Promise<{ send: Send; flush: () => Promise<unknown>
   return { send, flush: () => publisher.drain() };
 }
 
+/** Streams published at steady rates, open loop; `tick` sends what is due. */
+class Schedule {
+  readonly names: string[];
+  readonly indexes: number[];
+  readonly sent: number[];
+  readonly finals: number[];
+  private readonly periodUs: number[];
+  private readonly due: number[];
+
+  constructor(
+    streams: Array<{ name: string; index: number; rate: number }>,
+    private readonly sender: { send: Send },
+    private readonly pad: string,
+    private readonly inFlight: Set<Promise<unknown>>,
+  ) {
+    this.names = streams.map((s) => s.name);
+    this.indexes = streams.map((s) => s.index);
+    this.periodUs = streams.map((s) => 1e6 / s.rate);
+    // Phases spread over one period.
+    const start = nowUs() + 10_000;
+    this.due = streams.map((_, j) => start + (this.periodUs[j] * j) / streams.length);
+    this.sent = streams.map(() => 0);
+    this.finals = streams.map(() => 0);
+  }
+
+  get total(): number {
+    return this.sent.reduce((a, b) => a + b, 0);
+  }
+
+  /** The next time an event is due, µs. */
+  get next(): number {
+    return this.due.reduce((m, d) => Math.min(m, d), Number.POSITIVE_INFINITY);
+  }
+
+  tick(now: number): void {
+    for (let j = 0; j < this.names.length; j++) {
+      // Bounded catch-up after a stall: at most 100 events per stream and tick.
+      for (let burst = 0; this.due[j] <= now && burst < 100; burst++) {
+        this.due[j] += this.periodUs[j];
+        const n = ++this.sent[j];
+        const task = this.sender
+          .send(this.names[j], { s: this.indexes[j], n, t: nowUs(), pad: this.pad })
+          .then(
+            (seq) => void (this.finals[j] = Math.max(this.finals[j], seq)),
+            () => void errors++,
+          )
+          .finally(() => this.inFlight.delete(task));
+        this.inFlight.add(task);
+      }
+    }
+  }
+}
+
 async function main(): Promise<void> {
   if (!['direct', 'http', 'both', 'baseline'].includes(mode)) throw new Error(`LOAD_PUBLISH must be direct, http, both or baseline, not ${mode}`);
   const sender = await makeSender();
-  let names: string[] = [];
-  let indexes: number[] = [];
-  let periodUs: number[] = [];
-  let due: number[] = [];
-  let sent: number[] = [];
-  let finals: number[] = [];
+  let steady: Schedule | null = null;
+  let burst: Schedule | null = null;
+  /** Events of bursts already over (stats counts every event sent). */
+  let burstSent = 0;
   let pad = '';
   let timer: NodeJS.Timeout | null = null;
   const inFlight = new Set<Promise<unknown>>();
 
-  const tick = () => {
+  const loop = () => {
     const now = nowUs();
-    for (let j = 0; j < names.length; j++) {
-      // Bounded catch-up after a stall: at most 100 events per stream and tick.
-      for (let burst = 0; due[j] <= now && burst < 100; burst++) {
-        due[j] += periodUs[j];
-        const n = ++sent[j];
-        const task = sender
-          .send(names[j], { s: indexes[j], n, t: nowUs(), pad })
-          .then(
-            (seq) => void (finals[j] = Math.max(finals[j], seq)),
-            () => void errors++,
-          )
-          .finally(() => inFlight.delete(task));
-        inFlight.add(task);
-      }
-    }
+    steady?.tick(now);
+    burst?.tick(now);
+    // Sleep until the next event is due (at most 50 ms, so a stop is noticed).
+    const wait = (Math.min(steady?.next ?? Infinity, burst?.next ?? Infinity) - nowUs()) / 1000;
+    timer = setTimeout(loop, Math.max(0, Math.min(50, wait)));
+  };
+  const running = () => {
+    if (!timer) loop();
   };
 
   serveRequests({
     /** streams: [{ name, index, rate }] — rate in events/s; phases spread over one period. */
     start: (request) => {
-      const streams = request.streams as Array<{ name: string; index: number; rate: number }>;
       pods = request.pods as string[];
       podAlive = pods.map(() => true);
       pad = 'x'.repeat(Number(request.padBytes ?? 0));
-      names = streams.map((s) => s.name);
-      indexes = streams.map((s) => s.index);
-      periodUs = streams.map((s) => 1e6 / s.rate);
-      const start = nowUs() + 10_000;
-      due = streams.map((_, j) => start + (periodUs[j] * j) / streams.length);
-      sent = streams.map(() => 0);
-      finals = streams.map(() => 0);
-      const loop = () => {
-        tick();
-        // Sleep until the next event is due (at most 50 ms, so a stop is noticed).
-        const wait = (due.reduce((m, d) => Math.min(m, d), Number.POSITIVE_INFINITY) - nowUs()) / 1000;
-        timer = setTimeout(loop, Math.max(0, Math.min(50, wait)));
-      };
-      loop();
+      steady = new Schedule(request.streams as Array<{ name: string; index: number; rate: number }>, sender, pad, inFlight);
+      running();
+    },
+    /**
+     * The publish-only phase: publishes these streams too, for `durationMs`, then waits for
+     * their sends to settle; answers what was sent and the last seq (counter) per stream.
+     */
+    burst: async (request) => {
+      const schedule = new Schedule(request.streams as Array<{ name: string; index: number; rate: number }>, sender, pad, inFlight);
+      burst = schedule;
+      running();
+      await new Promise((resolve) => setTimeout(resolve, Number(request.durationMs)));
+      burst = null;
+      burstSent += schedule.total;
+      await Promise.allSettled([...inFlight]);
+      await sender.flush();
+      return { indexes: schedule.indexes, sent: schedule.total, finals: schedule.finals, errors };
     },
     pods: (request) => void (podAlive = request.alive as boolean[]),
-    stats: () => ({ sent: sent.reduce((a, b) => a + b, 0), errors, httpRetries, inFlight: inFlight.size, cpu: cpuNow() }),
+    stats: () => ({ sent: (steady?.total ?? 0) + burstSent + (burst?.total ?? 0), errors, httpRetries, inFlight: inFlight.size, cpu: cpuNow() }),
     /** Stops publishing, waits for every send to settle, answers the last seq (n) per stream index. */
     stop: async () => {
       if (timer) clearTimeout(timer);
       timer = null;
       await Promise.allSettled([...inFlight]);
       await sender.flush();
-      return { indexes, sent, finals, errors, httpRetries };
+      return { indexes: steady?.indexes ?? [], sent: steady?.sent ?? [], finals: steady?.finals ?? [], errors, httpRetries };
     },
   });
   process.send?.({ ready: true });

@@ -1,6 +1,7 @@
 import { cpus, loadavg } from 'node:os';
 import { type LoadConfig, offeredDeliveries, type SideKey } from './config';
 import type { DrillResult } from './drills';
+import type { PublishOnly } from './publish-only';
 import type { Histogram } from './stats';
 import type { Snapshot } from './system';
 
@@ -40,6 +41,8 @@ export interface SideResult {
   idle: IdleCpu;
   clientRssPerSocketKb: number;
   steady: Phase;
+  /** The publish-only phase (null when --burst-rate 0). */
+  publishOnly: PublishOnly | null;
   drills: Array<{ result: DrillResult; phase: Phase }>;
   verify: { checked: number; behind: number; missing: number; ahead: number; unknown: number; notReady: number };
   published: number;
@@ -111,6 +114,16 @@ export function phase(a: Snapshot, b: Snapshot, latency: Histogram, idle: IdleCp
   };
 }
 
+/** Each drill's notes, per side (what went unfinished, what is n/a on the baseline and why). */
+function drillNotes(cfg: LoadConfig, results: SideResult[]): string[] {
+  const lines: string[] = [];
+  for (const [d, name] of cfg.drills.entries())
+    for (const r of results)
+      for (const note of r.drills[d]?.result.notes ?? [])
+        lines.push(`- ${name}, ${r.side === 'full' ? 'full path' : 'baseline'}${results.length > 2 ? ` (round ${r.round + 1})` : ''}: ${note}`);
+  return lines.length ? ['', ...lines] : [];
+}
+
 function fmt(value: number | undefined, digits: number): string {
   if (value === undefined || !Number.isFinite(value)) return 'n/a';
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -157,7 +170,11 @@ export function markdown(cfg: LoadConfig, results: SideResult[], date: string, e
     ["… less the pods' idle CPU (pings, presence) over as long", (r) => r.steady.serverCpuPerDeliveryNet, 2],
     ['Server cores busy', (r) => r.steady.serverCores, 2],
     ['Server cores busy when idle (every socket connected, nothing published)', (r) => r.idle.podUsPerSec / 1e6, 3],
-    ['Redis CPU-µs per event', (r) => r.steady.redisCpuPerEvent, 1],
+    [
+      'Redis CPU-µs per event, steady phase: all Redis CPU (churn connects and catch-ups, presence, checkpoints) ÷ the few events published',
+      (r) => r.steady.redisCpuPerEvent,
+      1,
+    ],
     ["… less Redis's idle CPU over as long", (r) => r.steady.redisCpuPerEventNet, 1],
     ['Redis cores busy', (r) => r.steady.redisCores, 3],
     ['Redis cores busy when idle', (r) => r.idle.redisUsPerSec / 1e6, 3],
@@ -175,6 +192,22 @@ export function markdown(cfg: LoadConfig, results: SideResult[], date: string, e
     ['Subscriptions checked at the end', (r) => r.verify.checked, 0, 'sum'],
     ['… behind the last published seq (missing events)', (r) => r.verify.missing, 0, 'sum'],
   ];
+  const po = (pick: (p: PublishOnly) => number) => (r: SideResult) => (r.publishOnly ? pick(r.publishOnly) : Number.NaN);
+  const publishRows: Row[] =
+    cfg.burstRate > 0
+      ? [
+          ['**Redis CPU-µs per published event (publish-only phase), less idle**', po((p) => p.redisCpuPerEventNet), 1],
+          ['… gross (idle included)', po((p) => p.redisCpuPerEvent), 1],
+          ['Events/s published (burst + steady streams)', po((p) => p.eventsPerSec), 0],
+          ['Redis cores busy', po((p) => p.redisCores), 3],
+          ['Watcher sockets (every pod subscribes to every burst stream)', po((p) => p.watchers), 0],
+          ['Watcher deliveries/s', po((p) => p.deliveriesPerSec), 0],
+          ['Watcher latency p50, ms', po((p) => p.p50), 2],
+          ['Watcher latency p99, ms', po((p) => p.p99), 2],
+          ['Watchers: lost, duplicates, subscriptions short at the end', po((p) => p.lost + p.dup + p.behind), 0, 'sum'],
+          ['Publish errors', po((p) => p.publishErrors), 0, 'sum'],
+        ]
+      : [];
   const drillRows: Row[] = [];
   for (const [d, name] of cfg.drills.entries()) {
     const figures = results[0]?.drills[d]?.result.figures ?? [];
@@ -227,7 +260,17 @@ export function markdown(cfg: LoadConfig, results: SideResult[], date: string, e
     '## Results',
     '',
     ...table(results, rows),
-    ...(drillRows.length ? ['', '### Drills', '', ...table(results, drillRows)] : []),
+    ...(publishRows.length
+      ? [
+          '',
+          '### Publish-only phase (Redis CPU per published event)',
+          '',
+          `Churn off, every socket still subscribed; for ${cfg.burstFor} s the publishers add ${cfg.burstRate.toLocaleString('en-US')} events/s over ${cfg.burstStreams} extra streams, each watched by one socket on every pod (so every pod subscribes to every one of them, and deliveries stay one per pod and event). Redis CPU (\`INFO cpu\`) over the phase, less Redis's idle CPU (every socket connected, nothing published) over as long, ÷ every event published in it.`,
+          '',
+          ...table(results, publishRows),
+        ]
+      : []),
+    ...(drillRows.length ? ['', '### Drills', '', ...table(results, drillRows), ...drillNotes(cfg, results)] : []),
     '',
     ...verdict,
     '',

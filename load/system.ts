@@ -32,10 +32,16 @@ function reaped(pid: number | undefined): () => void {
 
 export interface Pod {
   name: string;
+  /** Where it listens (a baseline pod started again gets a new port). */
   url: string;
   pid: number;
   alive: boolean;
+  /** SIGKILL. */
   kill(): Promise<void>;
+  /** SIGTERM (the gateway drains its sockets first; the baseline server just exits); answers the exit code. */
+  stop(): Promise<number | null>;
+  /** Starts it again after a kill or stop (gateway: same port), ready for sockets. */
+  start(): Promise<void>;
 }
 
 export interface PublisherStop {
@@ -59,6 +65,10 @@ export interface Snapshot {
 }
 
 export class LoadSystem {
+  /** Per pod, the TCP proxy processes in front of it, once a network drill started them. */
+  proxies: HelperProcess[][] | null = null;
+  private proxyUrls: string[][] = [];
+
   private constructor(
     readonly side: SideKey,
     readonly redisServer: RedisServerProcess,
@@ -66,14 +76,19 @@ export class LoadSystem {
     readonly pods: Pod[],
     readonly publishers: HelperProcess[],
     readonly clients: HelperProcess[],
-    private readonly forgetRedis: () => void,
+    private forgetRedis: () => void,
+    readonly tokens: string[],
   ) {}
 
   static async start(side: SideKey, cfg: LoadConfig, tokens: string[], log: (line: string) => void): Promise<LoadSystem> {
-    const redisServer = await RedisServerProcess.start({ persistent: false, args: ['--maxclients', '1000'] });
+    // The redis-restart drill needs Redis to keep its data: started with an append-only file
+    // (so it loads it again when restarted), which is switched off until the drill.
+    const persistent = cfg.drills.includes('redis-restart');
+    const redisServer = await RedisServerProcess.start({ persistent, args: ['--maxclients', '1000'] });
     everything.add({ kill: () => redisServer.dispose() });
     const redis = new Redis(redisServer.url);
-    const forgetRedis = reaped(Number(/^process_id:(\d+)/m.exec(await redis.info('server'))?.[1]));
+    if (persistent) await redis.config('SET', 'appendonly', 'no');
+    const forgetRedis = reaped(await redisPid(redis));
     const pods: Pod[] = [];
     // One pod at a time: N NestJS pods booting at once on two cores only time each other out.
     for (let i = 0; i < cfg.pods; i++) pods.push(side === 'full' ? await gatewayPod(redisServer.url, i) : await baselinePod(redisServer.url, i));
@@ -96,7 +111,7 @@ export class LoadSystem {
           plan: {
             kind: side === 'full' ? 'gateway' : 'baseline',
             lib: cfg.lib,
-            pods: pods.map((p) => p.url),
+            routes: pods.map((p) => [p.url]),
             tokens,
             streams: streamNames(cfg),
             hotEvery: cfg.hotEvery,
@@ -109,7 +124,37 @@ export class LoadSystem {
         }),
       ),
     );
-    return new LoadSystem(side, redisServer, redis, pods, publishers, clients, forgetRedis);
+    return new LoadSystem(side, redisServer, redis, pods, publishers, clients, forgetRedis, tokens);
+  }
+
+  /**
+   * Starts `perPod` TCP proxy processes in front of each pod (idempotent) and hands the
+   * clients the routes through them; their sockets move there on `migrate`.
+   */
+  async startProxies(perPod: number): Promise<void> {
+    if (this.proxies) return;
+    this.proxies = this.pods.map((pod, j) =>
+      Array.from({ length: perPod }, (_, m) => fork(`proxy-${j + 1}.${m + 1}`, 'proxy-worker.ts', { PROXY_TARGET_PORT: String(new URL(pod.url).port) })),
+    );
+    this.proxyUrls = await Promise.all(this.proxies.map((group) => Promise.all(group.map(async (p) => String((await p.started(60_000)).url)))));
+    await this.announcePods();
+  }
+
+  /** Every proxy process, flat. */
+  get proxyList(): HelperProcess[] {
+    return (this.proxies ?? []).flat();
+  }
+
+  /** Per pod, how the clients reach it now. */
+  routes(): string[][] {
+    return this.proxies ? this.proxyUrls : this.pods.map((p) => [p.url]);
+  }
+
+  /** Restarts Redis on the same port (SIGTERM, so an append-only file is flushed); the reaper follows the new pid. */
+  async restartRedis(): Promise<void> {
+    this.forgetRedis();
+    await this.redisServer.restart();
+    this.forgetRedis = reaped(await redisPid(this.redis));
   }
 
   /** Sends one request to every client process and answers their replies. */
@@ -156,10 +201,16 @@ export class LoadSystem {
     return { finals, errors, httpRetries, sent };
   }
 
-  /** Marks a pod dead for the clients and publishers (no new connections go there). */
+  /** Tells clients and publishers which pods are up (no new connections go to the others) and how to reach them. */
   async announcePods(): Promise<void> {
     const alive = this.pods.map((p) => p.alive);
-    await Promise.all([this.eachClient('pods', { alive }), this.eachPublisher('pods', { alive })]);
+    await Promise.all([this.eachClient('pods', { alive, routes: this.routes() }), this.eachPublisher('pods', { alive })]);
+  }
+
+  /** A pod listens elsewhere now (a baseline pod restarted): its proxies follow it. */
+  async podMoved(j: number): Promise<void> {
+    const port = Number(new URL(this.pods[j].url).port);
+    await Promise.all((this.proxies?.[j] ?? []).map((p) => p.request('retarget', { port })));
   }
 
   async snapshot(): Promise<Snapshot> {
@@ -180,18 +231,22 @@ export class LoadSystem {
     };
   }
 
-  /** The clients' latency histograms merged (and reset, to start the next phase). */
-  async histogram(reset: boolean): Promise<Histogram> {
+  /**
+   * The clients' histograms merged (and reset, to start the next phase): publish → deliver
+   * latency, the latency of replayed events, resubscribe → ack, or lost → back (recovery).
+   */
+  async histogram(reset: boolean, which: 'latency' | 'replay' | 'resubscribe' | 'recovery' = 'latency'): Promise<Histogram> {
     const merged = new Histogram();
-    for (const h of await this.eachClient<{ counts: Uint32Array; total: number; maxUs: number }>('histogram', { reset })) merged.merge(h);
+    for (const h of await this.eachClient<{ counts: Uint32Array; total: number; maxUs: number }>('histogram', { reset, which })) merged.merge(h);
     return merged;
   }
 
   async teardown(): Promise<void> {
     await this.eachClient('close').catch(() => undefined);
-    for (const helper of [...this.clients, ...this.publishers]) helper.kill();
+    const helpers = [...this.clients, ...this.publishers, ...this.proxyList];
+    for (const helper of helpers) helper.kill();
     await Promise.all(this.pods.map((p) => p.kill()));
-    await Promise.all([...this.clients, ...this.publishers].map((h) => h.exited));
+    await Promise.all(helpers.map((h) => h.exited));
     this.redis.disconnect();
     await this.redisServer.dispose();
     this.forgetRedis();
@@ -224,10 +279,15 @@ function fork(name: string, script: string, env: Record<string, string>, nodeFla
   return helper;
 }
 
+async function redisPid(redis: Redis): Promise<number> {
+  return Number(/^process_id:(\d+)/m.exec(await redis.info('server'))?.[1]);
+}
+
 async function gatewayPod(redisUrl: string, i: number): Promise<Pod> {
-  const app: AppProcess = await startGateway({ redisUrl }, `load-gw-${i + 1}`);
+  // Drain as in production (the config's default): 500 sockets let go every 100 ms.
+  const app: AppProcess = await startGateway({ redisUrl, env: { DRAIN_BATCH_INTERVAL_MS: '100' } }, `load-gw-${i + 1}`);
   everything.add(app);
-  const forget = reaped(app.pid);
+  let forget = reaped(app.pid);
   const pod: Pod = {
     name: `load-gw-${i + 1}`,
     url: app.url,
@@ -238,22 +298,50 @@ async function gatewayPod(redisUrl: string, i: number): Promise<Pod> {
       await app.kill();
       forget();
     },
+    stop: async () => {
+      pod.alive = false;
+      const code = await app.stop();
+      forget();
+      return code;
+    },
+    start: async () => {
+      await app.start();
+      forget = reaped(app.pid);
+      pod.pid = app.pid ?? -1;
+      pod.alive = true;
+    },
   };
   return pod;
 }
 
 async function baselinePod(redisUrl: string, i: number): Promise<Pod> {
-  const helper = fork(`baseline-${i + 1}`, join('..', 'bench', 'baseline-server.ts'), { REDIS_URL: redisUrl });
-  const { port } = await helper.started(60_000);
+  const launch = async () => {
+    const helper = fork(`baseline-${i + 1}`, join('..', 'bench', 'baseline-server.ts'), { REDIS_URL: redisUrl });
+    const { port } = await helper.started(60_000);
+    return { helper, url: `http://127.0.0.1:${Number(port)}` };
+  };
+  let { helper, url } = await launch();
   const pod: Pod = {
     name: `baseline-${i + 1}`,
-    url: `http://127.0.0.1:${Number(port)}`,
+    url,
     pid: helper.pid,
     alive: true,
     kill: async () => {
       pod.alive = false;
       helper.kill();
       await helper.exited;
+    },
+    stop: async () => {
+      pod.alive = false;
+      // socket.io has no drain of its own: the process ends at once, its sockets with it.
+      helper.child.kill('SIGTERM');
+      return helper.exited;
+    },
+    start: async () => {
+      ({ helper, url } = await launch());
+      pod.url = url;
+      pod.pid = helper.pid;
+      pod.alive = true;
     },
   };
   return pod;
