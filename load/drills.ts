@@ -128,7 +128,7 @@ function result(
   };
 }
 
-const BASELINE_NO_REPLAY = 'baseline: no replay, no epochs (those figures are n/a); a socket that comes back just joins again, what it missed is counted lost';
+const BASELINE_NO_REPLAY = 'no replay, no epochs (those figures are n/a): a socket that comes back just joins again, what it missed is counted lost';
 
 // ---------------------------------------------------------------------------------------
 // Pod faults.
@@ -475,7 +475,7 @@ const redisRestart: Drill = {
       before,
       after,
       hists,
-      gateway ? notes : [...notes, 'baseline: no epochs or snapshots (n/a); events published while its pods were resubscribing are counted lost'],
+      gateway ? notes : [...notes, 'no epochs or snapshots (n/a); events published while its pods were resubscribing are counted lost'],
       { epochChanges, publishErrors },
     );
   },
