@@ -2,27 +2,40 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import Redis from 'ioredis';
-import { DEFAULT_RETENTION, type RetentionPolicy, runScript, StreamPublisher, streamChannel, streamKeys } from '@app/backplane';
-import { type Envelope, type EventDraft, foldEvents, initialState, type StreamName, type StreamStateByKind } from '@app/protocol';
-import { RedisServerProcess } from '@app/runtime';
-import { redisCpuUs } from './common';
+import Redis, { Cluster } from 'ioredis';
+import { DEFAULT_RETENTION, type RetentionPolicy, StreamPublisher, streamChannel } from '@app/backplane';
+import type { EventDraft, StreamName } from '@app/protocol';
+import { CLUSTER_SLOTS_REFRESH_MS, type RedisClient, RedisClusterProcess, RedisServerProcess } from '@app/runtime';
+import { PerStreamPublisher } from './previous-publisher';
+import { nowUs, percentile, redisCpuUs } from './common';
 
 /**
  * Redis CPU per published event, on one private redis-server, side by side in one run:
- *   - `spublish`: a bare SPUBLISH of the same message the scripts send (no seq, no history);
- *   - `old`: the publish path as it was before batching and the epoch fence: rtPublishV1, one
- *     EVALSHA per event, and its compaction through rtCatchUpV1 (both scripts' Lua is kept
- *     below, in this file only, as the baseline);
- *   - `new`: StreamPublisher as it is (rtPublishV2: batches per stream, replid-bound epoch).
- * Scenarios: one publisher awaiting each publish; four publishers (own connections) keeping
- * 64 publishes each in flight on one stream; the same on 16 streams. Two subscriber
- * connections (two "pods") SSUBSCRIBE every channel. Redis CPU = delta of INFO cpu
- * used_cpu_user + used_cpu_sys over the run, divided by the events. Rounds rotate the order
- * of the variants; the table gives the median over rounds (and the range).
+ *   - `spublish`: a bare SPUBLISH of the same message the scripts send (no seq, no history),
+ *     one command per event as it is issued;
+ *   - `v2`: the publish path before calls were shared across streams: rtPublishV2, one call
+ *     per stream at a time (bench/previous-publisher.ts keeps it as the baseline);
+ *   - `new`: StreamPublisher as it is (rtPublishV3: one call per script target — every
+ *     stream, on one Redis — at a time, carrying whatever queued meanwhile);
+ *   - optional (BENCH_VARIANTS): `linger`, StreamPublisher with `lingerMs` = BENCH_LINGER_MS
+ *     (2); `autopipe`, StreamPublisher on an ioredis connection with `enableAutoPipelining`.
+ * Scenarios, closed loop (the next publish waits for answers): one publisher awaiting each
+ * publish; four publishers (own connections) keeping 64 publishes each in flight on one
+ * stream, and the same on 16 streams; one publisher running 32 loops that each await their
+ * own publish on their own stream (a worker with 32 jobs). Open loop, steady (the shape of
+ * real load, e.g. bots publishing a few events a second each, or the load kit): one publisher
+ * process sends S streams' events at a total rate R, each stream at R/S with its phase spread
+ * over the period, from a timer loop as load/publisher-worker.ts does; a publish never waits
+ * for an earlier one. Two subscriber connections (two "pods") SSUBSCRIBE every channel.
+ * Redis CPU = delta of INFO cpu used_cpu_user + used_cpu_sys over the run, divided by the
+ * events. Rounds rotate the order of the variants; tables give the median over rounds.
+ * BENCH_CLUSTER=1 runs it all on a private 3-master Redis Cluster (no replicas) instead:
+ * Redis CPU is then the sum over the masters.
  *
  *   node -r ts-node/register/transpile-only -r tsconfig-paths/register bench/redis-cpu.ts
- *   BENCH_ROUNDS (5), BENCH_SEQ_EVENTS (3000), BENCH_CONC_EVENTS (20000)
+ *   BENCH_ROUNDS (5), BENCH_SEQ_EVENTS (3000), BENCH_CONC_EVENTS (20000), BENCH_STEADY_S (4),
+ *   BENCH_VARIANTS (spublish,v2,new), BENCH_SCENARIOS (all; comma-separated keys),
+ *   BENCH_LINGER_MS (2), BENCH_SUFFIX (appended to the result file's name)
  */
 
 function intEnv(name: string, fallback: number): number {
@@ -33,236 +46,19 @@ function intEnv(name: string, fallback: number): number {
 const ROUNDS = intEnv('BENCH_ROUNDS', 5);
 const SEQ_EVENTS = intEnv('BENCH_SEQ_EVENTS', 3_000);
 const CONC_EVENTS = intEnv('BENCH_CONC_EVENTS', 20_000);
+const STEADY_S = intEnv('BENCH_STEADY_S', 4);
+const LINGER_MS = intEnv('BENCH_LINGER_MS', 2);
 const PUBLISHERS = 4;
 const IN_FLIGHT = 64;
 const MANY_STREAMS = 16;
-/** Default retention but 2,000 events kept, so a warm-up of a few thousand reaches steady trimming. */
-const RETENTION: RetentionPolicy = { ...DEFAULT_RETENTION, maxEvents: 2_000 };
+/** Default retention but 500 events kept, so a warm-up of ~900 per stream reaches steady trimming. */
+const RETENTION: RetentionPolicy = { ...DEFAULT_RETENTION, maxEvents: 500 };
 const CONTENT = 'x'.repeat(256);
+const CLUSTER = process.env.BENCH_CLUSTER === '1';
 
 /** The bench payload of bench/common.ts: a 256-byte string, two ids, a counter, a time. */
 function draft(n: number): EventDraft {
   return { type: 'thinking', payload: { runId: 'bench-run', sessionId: 'bench-session', content: CONTENT, sentUs: Date.now() * 1000, n } };
-}
-
-/** The publish script before this change (rtPublishV1), verbatim: the baseline. */
-const OLD_PUBLISH_LUA = `
-local meta, history, checkpoint, lock, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local idemTtl = tonumber(ARGV[11])
-
-if idemTtl > 0 then
-  local prior = redis.call('GET', idem)
-  if prior then
-    local p = cjson.decode(prior)
-    return { p.seq, p.epoch, p.id, p.ts, 0, 1 }
-  end
-end
-
-local now = redis.call('TIME')
-local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-
-local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
-  -- A stream without meta starts a new history; leftovers of a lost one must not mix in.
-  epoch = ARGV[3]
-  redis.call('DEL', history, checkpoint)
-  redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'createdAt', ts, 'checkpointSeq', 0)
-end
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
-
-local envelope = '{"v":1,"stream":' .. cjson.encode(ARGV[1]) ..
-  ',"seq":' .. seq ..
-  ',"epoch":' .. cjson.encode(epoch) ..
-  ',"id":' .. cjson.encode(ARGV[4]) ..
-  ',"type":' .. cjson.encode(ARGV[5]) ..
-  ',"ts":' .. string.format('%d', ts) ..
-  ',"payload":' .. ARGV[6] .. '}'
-redis.call('XADD', history, seq .. '-0', 'i', ARGV[4], 't', string.format('%d', ts), 'e', envelope)
-
--- Retention never drops an event after the newest checkpoint: snapshots fold from there.
-local checkpointSeq = tonumber(redis.call('HGET', meta, 'checkpointSeq') or '0')
-local keepFrom = seq - tonumber(ARGV[7]) + 1
-local maxAge = tonumber(ARGV[8])
--- Reading the oldest entry costs about a sixth of a publish: do it every Nth event only.
-if maxAge > 0 and seq % tonumber(ARGV[13]) == 0 then
-  local oldest = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)
-  if oldest[1] and tonumber(oldest[1][2][4]) < ts - maxAge then
-    local batch = redis.call('XRANGE', history, '-', '+', 'COUNT', 128)
-    for _, entry in ipairs(batch) do
-      if tonumber(entry[2][4]) >= ts - maxAge then break end
-      local entrySeq = tonumber(string.match(entry[1], '^(%d+)'))
-      if entrySeq + 1 > keepFrom then keepFrom = entrySeq + 1 end
-    end
-  end
-end
-if keepFrom > checkpointSeq + 1 then keepFrom = checkpointSeq + 1 end
-if keepFrom > 1 then
-  redis.call('XTRIM', history, 'MINID', keepFrom .. '-0')
-end
-
-redis.call('SPUBLISH', ARGV[2], '{"kind":"event","envelope":' .. envelope .. '}')
-
-local idleTtl = tonumber(ARGV[9])
-if idleTtl > 0 then
-  -- Refresh at an epoch's first event (it creates the history key) and then about once a
-  -- minute, not on every event.
-  if seq == 1 or redis.call('TTL', meta) < idleTtl - math.min(60, idleTtl / 2) then
-    redis.call('EXPIRE', meta, idleTtl)
-    redis.call('EXPIRE', history, idleTtl)
-    redis.call('EXPIRE', checkpoint, idleTtl)
-  end
-elseif seq == 1 then
-  -- A subscribe may have created meta with a provisional TTL; this stream lives on.
-  redis.call('PERSIST', meta)
-end
-
-local due = 0
-if seq - checkpointSeq >= tonumber(ARGV[10]) then
-  if redis.call('SET', lock, '1', 'NX', 'PX', tonumber(ARGV[12])) then due = 1 end
-end
-
-if idemTtl > 0 then
-  redis.call('SET', idem, cjson.encode({ seq = seq, epoch = epoch, id = ARGV[4], ts = ts }), 'EX', idemTtl)
-end
-return { seq, epoch, ARGV[4], ts, due, 0 }
-`;
-
-/** The catch-up script before this change (rtCatchUpV1), verbatim: the old compaction read through it. */
-const OLD_CATCH_UP_LUA = `
-local meta, history, checkpoint = KEYS[1], KEYS[2], KEYS[3]
-local sinceSeq = tonumber(ARGV[2])
-
-local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
-  epoch = ARGV[1]
-  local now = redis.call('TIME')
-  redis.call('DEL', history, checkpoint)
-  redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'createdAt', tonumber(now[1]) * 1000, 'checkpointSeq', 0)
-  local ttl = tonumber(ARGV[6])
-  if ttl > 0 then redis.call('EXPIRE', meta, ttl) end
-end
-local head = tonumber(redis.call('HGET', meta, 'seq'))
-
-local function envelopes(fromSeq, count)
-  local out = {}
-  local entries
-  if count then
-    entries = redis.call('XRANGE', history, fromSeq .. '-0', '+', 'COUNT', count)
-  else
-    entries = redis.call('XRANGE', history, fromSeq .. '-0', '+')
-  end
-  for _, entry in ipairs(entries) do
-    out[#out + 1] = entry[2][6]
-  end
-  return out, entries
-end
-
-local function snapshot(reason)
-  local cp = redis.call('GET', checkpoint) or ''
-  local cpSeq = tonumber(redis.call('HGET', meta, 'checkpointSeq') or '0')
-  local reply = { 'snapshot', reason, epoch, head, cp }
-  local tail = envelopes(cpSeq + 1)
-  for _, e in ipairs(tail) do reply[#reply + 1] = e end
-  return reply
-end
-
-if sinceSeq < 0 then return snapshot('requested') end
-if ARGV[3] ~= epoch then return snapshot('epoch') end
-if sinceSeq > head then return snapshot('diverged') end
-
-if sinceSeq > 0 and ARGV[4] ~= '' then
-  local at = redis.call('XRANGE', history, sinceSeq .. '-0', sinceSeq .. '-0')
-  if not at[1] then return snapshot('trimmed') end
-  if at[1][2][2] ~= ARGV[4] then return snapshot('diverged') end
-end
-
-if sinceSeq == head then return { 'replay', '', epoch, head, '' } end
-local maxReplay = tonumber(ARGV[5])
-if head - sinceSeq > maxReplay then return snapshot('too_far') end
-
-local replay, entries = envelopes(sinceSeq + 1, maxReplay)
-if not entries[1] or entries[1][1] ~= (sinceSeq + 1) .. '-0' then return snapshot('trimmed') end
-local reply = { 'replay', '', epoch, head, '' }
-for _, e in ipairs(replay) do reply[#reply + 1] = e end
-return reply
-`;
-
-/**
- * The old publisher: one EVALSHA of OLD_PUBLISH_LUA per event and, when it says a checkpoint
- * is due (it took the lock), the old compaction: a snapshot read through OLD_CATCH_UP_LUA,
- * folded, then written by write_checkpoint.
- */
-class OldPublisher {
-  private readonly compactions = new Set<Promise<unknown>>();
-  private readonly commands: Record<string, (...args: Array<string | number>) => Promise<unknown>>;
-
-  constructor(private readonly redis: Redis) {
-    redis.defineCommand('benchOldPublishV1', { numberOfKeys: 5, lua: OLD_PUBLISH_LUA });
-    redis.defineCommand('benchOldCatchUpV1', { numberOfKeys: 3, lua: OLD_CATCH_UP_LUA });
-    this.commands = redis as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown>>;
-  }
-
-  async publish(stream: StreamName, event: EventDraft): Promise<void> {
-    const keys = streamKeys(stream);
-    const id = randomUUID();
-    const reply = (await this.commands.benchOldPublishV1.call(
-      this.redis,
-      keys.meta,
-      keys.history,
-      keys.checkpoint,
-      keys.compactLock,
-      `${keys.meta}:idem:-`,
-      stream,
-      streamChannel(stream),
-      id,
-      id,
-      event.type,
-      JSON.stringify(event.payload),
-      RETENTION.maxEvents,
-      RETENTION.maxAgeMs,
-      RETENTION.idleTtlSeconds,
-      RETENTION.checkpointEvery,
-      0,
-      30_000,
-      16,
-    )) as [number, string, string, number, number, number];
-    if (reply[4] === 1) {
-      const task = this.compact(stream).finally(() => this.compactions.delete(task));
-      this.compactions.add(task);
-    }
-  }
-
-  private async compact(stream: StreamName): Promise<void> {
-    const keys = streamKeys(stream);
-    const [, , epoch, head, checkpointJson, ...tail] = (await this.commands.benchOldCatchUpV1.call(
-      this.redis,
-      keys.meta,
-      keys.history,
-      keys.checkpoint,
-      randomUUID(),
-      -1,
-      '',
-      '',
-      RETENTION.maxReplay,
-      3600,
-    )) as [string, string, string, number, string, ...string[]];
-    const base = checkpointJson ? (JSON.parse(checkpointJson) as { state: StreamStateByKind['bot'] }).state : initialState('bot');
-    const state = foldEvents(
-      'bot',
-      base,
-      tail.map((raw) => JSON.parse(raw) as Envelope),
-    );
-    await runScript(
-      this.redis,
-      'rtWriteCheckpointV1',
-      [keys.meta, keys.checkpoint, keys.compactLock],
-      [epoch, Number(head), JSON.stringify({ seq: Number(head), epoch, state })],
-    );
-  }
-
-  async drain(): Promise<void> {
-    while (this.compactions.size > 0) await Promise.allSettled([...this.compactions]);
-  }
 }
 
 interface Sender {
@@ -270,16 +66,25 @@ interface Sender {
   drain(): Promise<void>;
 }
 
-type Variant = 'spublish' | 'old' | 'new';
-const VARIANTS: Variant[] = ['spublish', 'old', 'new'];
+type Variant = 'spublish' | 'v2' | 'new' | 'linger' | 'autopipe';
+const ALL_VARIANTS: Variant[] = ['spublish', 'v2', 'new', 'linger', 'autopipe'];
+const VARIANTS = (process.env.BENCH_VARIANTS ?? 'spublish,v2,new').split(',').filter((v): v is Variant => ALL_VARIANTS.includes(v as Variant));
+const LABELS: Record<Variant, string> = {
+  spublish: 'bare SPUBLISH',
+  v2: 'per stream (v2)',
+  new: 'per target (new)',
+  linger: `per target, linger ${LINGER_MS} ms`,
+  autopipe: 'per target, autopipelining',
+};
 
-function sender(variant: Variant, redis: Redis): Sender {
-  if (variant === 'new') {
-    const publisher = new StreamPublisher(redis, RETENTION, (error) => console.error('compaction failed', error));
+function sender(variant: Variant, redis: RedisClient): Sender {
+  if (variant === 'v2') {
+    const publisher = new PerStreamPublisher(redis, RETENTION);
     return { publish: (stream, n) => publisher.publish(stream, draft(n)), drain: () => publisher.drain() };
   }
-  if (variant === 'old') {
-    const publisher = new OldPublisher(redis);
+  if (variant !== 'spublish') {
+    const options = variant === 'linger' ? { lingerMs: LINGER_MS } : {};
+    const publisher = new StreamPublisher(redis, RETENTION, (error) => console.error('compaction failed', error), options);
     return { publish: (stream, n) => publisher.publish(stream, draft(n)), drain: () => publisher.drain() };
   }
   // The message the scripts send for this event (same bytes), with a made-up seq and epoch.
@@ -296,18 +101,37 @@ function sender(variant: Variant, redis: Redis): Sender {
 interface Scenario {
   key: string;
   label: string;
+  /**
+   * `chunks`: each publisher sends `inFlight` publishes, awaits them all, repeats; `loops`:
+   * one publisher runs `inFlight` loops, loop l awaiting each publish on stream l; `steady`:
+   * one publisher, open loop at `rate` events/s over `streams` streams for BENCH_STEADY_S.
+   */
+  kind: 'chunks' | 'loops' | 'steady';
   publishers: number;
-  /** Publishes each publisher keeps in flight (1: awaits each one). */
   inFlight: number;
   streams: number;
+  /** Events per run (steady: rate × seconds). */
   events: number;
+  rate?: number;
 }
 
-const SCENARIOS: Scenario[] = [
-  { key: 'seq', label: '1 publisher, sequential (awaits each publish)', publishers: 1, inFlight: 1, streams: 1, events: SEQ_EVENTS },
+const steady = (streams: number, rate: number): Scenario => ({
+  key: `steady-${streams}-${rate / 1000}k`,
+  label: `steady, ${streams} streams, ${rate.toLocaleString('en-US')} events/s in all (${rate / streams}/s each), 1 publisher`,
+  kind: 'steady',
+  publishers: 1,
+  inFlight: 0,
+  streams,
+  events: rate * STEADY_S,
+  rate,
+});
+
+const ALL_SCENARIOS: Scenario[] = [
+  { key: 'seq', label: '1 publisher, sequential (awaits each publish)', kind: 'chunks', publishers: 1, inFlight: 1, streams: 1, events: SEQ_EVENTS },
   {
     key: 'conc',
     label: `${PUBLISHERS} publishers × ${IN_FLIGHT} in flight, 1 stream`,
+    kind: 'chunks',
     publishers: PUBLISHERS,
     inFlight: IN_FLIGHT,
     streams: 1,
@@ -316,32 +140,110 @@ const SCENARIOS: Scenario[] = [
   {
     key: 'many',
     label: `${PUBLISHERS} publishers × ${IN_FLIGHT} in flight, ${MANY_STREAMS} streams`,
+    kind: 'chunks',
     publishers: PUBLISHERS,
     inFlight: IN_FLIGHT,
     streams: MANY_STREAMS,
     events: CONC_EVENTS,
   },
+  {
+    key: 'jobs',
+    label: '1 publisher, 32 loops each awaiting its publish on its own stream',
+    kind: 'loops',
+    publishers: 1,
+    inFlight: 32,
+    streams: 32,
+    events: CONC_EVENTS,
+  },
+  steady(50, 1_000),
+  steady(500, 5_000),
+  steady(500, 10_000),
+  steady(500, 20_000),
 ];
+const SCENARIOS = process.env.BENCH_SCENARIOS ? ALL_SCENARIOS.filter((s) => (process.env.BENCH_SCENARIOS ?? '').split(',').includes(s.key)) : ALL_SCENARIOS;
 
-async function connect(url: string): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3 });
-  await redis.connect();
-  return redis;
+/** One private redis-server, or a 3-master cluster: where the bench connects, and the masters whose CPU counts. */
+interface Topology {
+  connect(options?: { autoPipelining?: boolean }): Promise<RedisClient>;
+  /** A plain connection to each master (INFO cpu, INFO commandstats). */
+  masters: Redis[];
+  dispose(): Promise<void>;
 }
 
-async function scriptCalls(redis: Redis): Promise<number> {
-  const info = await redis.info('commandstats');
-  return [...info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+async function topology(): Promise<Topology> {
+  if (!CLUSTER) {
+    const server = await RedisServerProcess.start({ persistent: false });
+    const connect = async (options: { autoPipelining?: boolean } = {}) => {
+      const redis = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 3, enableAutoPipelining: options.autoPipelining ?? false });
+      await redis.connect();
+      return redis;
+    };
+    return { connect, masters: [(await connect()) as Redis], dispose: () => server.dispose() };
+  }
+  const cluster = await RedisClusterProcess.start({ masters: 3, replicasPerMaster: 0, persistent: false });
+  const seeds = cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.port }));
+  const connect = async (options: { autoPipelining?: boolean } = {}) => {
+    const redis = new Cluster(seeds, {
+      shardedSubscribers: true,
+      slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
+      enableAutoPipelining: options.autoPipelining ?? false,
+      redisOptions: { maxRetriesPerRequest: 3 },
+    });
+    await new Promise<void>((resolve, reject) => redis.once('ready', resolve).once('error', reject));
+    return redis;
+  };
+  const masters = await Promise.all(
+    cluster.nodes.map(async (node) => {
+      const redis = new Redis(node.url, { lazyConnect: true });
+      await redis.connect();
+      return redis;
+    }),
+  );
+  return { connect, masters, dispose: () => cluster.dispose() };
+}
+
+async function sumOver(masters: Redis[], read: (redis: Redis) => Promise<number>): Promise<number> {
+  return (await Promise.all(masters.map(read))).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Script calls so far, and the µs Redis spent running the publish commands themselves (script
+ * runs, or bare SPUBLISHes), from `INFO commandstats`: what the rest of its CPU is not —
+ * reading requests, writing replies and messages, waking up.
+ */
+async function commandStats(masters: Redis[], variant: Variant): Promise<{ scriptCalls: number; commandUs: number }> {
+  const info = (await Promise.all(masters.map((m) => m.info('commandstats')))).join('\n');
+  const sum = (pattern: RegExp, group: number) => [...info.matchAll(pattern)].reduce((total, m) => total + Number(m[group]), 0);
+  const scriptCalls = sum(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm, 1);
+  // A script's own usec includes the commands it runs (those are counted on their own too).
+  const commandUs = variant === 'spublish' ? sum(/^cmdstat_spublish:calls=\d+,usec=(\d+)/gm, 1) : sum(/^cmdstat_(?:evalsha|eval):calls=\d+,usec=(\d+)/gm, 1);
+  return { scriptCalls, commandUs };
 }
 
 interface Sample {
   cpuUsPerEvent: number;
+  /** Of which running the commands (scripts or SPUBLISH), per `INFO commandstats`. */
+  commandUsPerEvent: number;
   eventsPerSecond: number;
   callsPerEvent: number;
+  /** Publish to answer, ms (steady scenarios only). */
+  p50Ms?: number;
+  p99Ms?: number;
 }
 
-/** Publishes `count` events through `senders`, as the scenario says; resolves when all are taken. */
-async function drive(senders: Sender[], scenario: Scenario, streams: StreamName[], count: number): Promise<void> {
+/** Runs the scenario's publishes through `senders`; resolves with the events sent and, open loop, each publish's time to its answer (µs). */
+async function drive(senders: Sender[], scenario: Scenario, streams: StreamName[], count: number): Promise<{ events: number; latenciesUs?: number[] }> {
+  if (scenario.kind === 'steady') return driveSteady(senders[0], streams, scenario.rate ?? 1000, count);
+  if (scenario.kind === 'loops') {
+    let next = 0;
+    await Promise.all(
+      streams.map(async (stream) => {
+        while (next < count) await senders[0].publish(stream, next++);
+      }),
+    );
+    await senders[0].drain();
+    return { events: count };
+  }
   const perPublisher = Math.ceil(count / senders.length);
   await Promise.all(
     senders.map(async (s, p) => {
@@ -353,15 +255,47 @@ async function drive(senders: Sender[], scenario: Scenario, streams: StreamName[
       await s.drain();
     }),
   );
+  return { events: perPublisher * senders.length };
+}
+
+/** Open loop, as load/publisher-worker.ts: every stream at rate / streams, phases spread; `count` events in all. */
+async function driveSteady(s: Sender, streams: StreamName[], rate: number, count: number): Promise<{ events: number; latenciesUs: number[] }> {
+  const periodUs = (1e6 * streams.length) / rate;
+  const start = nowUs() + 2_000;
+  const due = streams.map((_, j) => start + (periodUs * j) / streams.length);
+  const latenciesUs: number[] = [];
+  const pending = new Set<Promise<unknown>>();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const loop = () => {
+      const now = nowUs();
+      for (let j = 0; j < streams.length && sent < count; j++) {
+        for (let burst = 0; due[j] <= now && burst < 100 && sent < count; burst++) {
+          due[j] += periodUs;
+          const t0 = nowUs();
+          const task = s.publish(streams[j], sent++).then(() => void latenciesUs.push(nowUs() - t0));
+          pending.add(task);
+          void task.finally(() => pending.delete(task));
+        }
+      }
+      if (sent >= count) return resolve();
+      const wait = (due.reduce((m, d) => Math.min(m, d), Number.POSITIVE_INFINITY) - nowUs()) / 1000;
+      setTimeout(loop, Math.max(0, Math.min(50, wait)));
+    };
+    loop();
+  });
+  await Promise.all([...pending]);
+  await s.drain();
+  return { events: sent, latenciesUs };
 }
 
 async function main(): Promise<void> {
-  const server = await RedisServerProcess.start({ persistent: false });
-  const stop = () => void server.dispose();
+  const where = await topology();
+  const stop = () => void where.dispose();
   process.on('exit', stop);
   try {
-    const admin = await connect(server.url);
-    const pods = [await connect(server.url), await connect(server.url)];
+    const admin = where.masters[0];
+    const pods = [await where.connect(), await where.connect()];
     let received = 0;
     for (const pod of pods) pod.on('smessage', () => received++);
 
@@ -375,20 +309,27 @@ async function main(): Promise<void> {
     const fenceUs = Number(/usec=(\d+)/.exec((await admin.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_eval:')) ?? '')?.[1]) / loops;
 
     const samples = new Map<string, Sample[]>();
+    // Steady scenarios share one set of streams per variant (the first S of them), warmed once.
+    const steadyStreams = Math.max(0, ...SCENARIOS.filter((s) => s.kind === 'steady').map((s) => s.streams));
     const streamsOf = (scenario: Scenario, variant: Variant) =>
-      Array.from({ length: scenario.streams }, (_, i) => `bot:cpu-${scenario.key}-${variant}-${i}` as StreamName);
+      Array.from({ length: scenario.streams }, (_, i) => `bot:cpu-${scenario.kind === 'steady' ? 'steady' : scenario.key}-${variant}-${i}` as StreamName);
+    const warmSets = new Map<string, { scenario: Scenario; variant: Variant }>();
     for (const scenario of SCENARIOS) {
-      for (const variant of VARIANTS) {
-        const streams = streamsOf(scenario, variant);
-        for (const pod of pods) await pod.ssubscribe(...streams.map((s) => streamChannel(s)));
-      }
+      const shape = scenario.kind === 'steady' ? { ...scenario, key: 'steady', streams: steadyStreams } : scenario;
+      for (const variant of VARIANTS) warmSets.set(`${shape.key}/${variant}`, { scenario: shape, variant });
     }
-    const connections: Redis[] = [];
+    for (const { scenario, variant } of warmSets.values()) {
+      const channels = streamsOf(scenario, variant).map((s) => streamChannel(s));
+      // A cluster routes an SSUBSCRIBE by its channels' slot: one channel per command there.
+      const step = CLUSTER ? 1 : 100;
+      for (let i = 0; i < channels.length; i += step) for (const pod of pods) await pod.ssubscribe(...channels.slice(i, i + step));
+    }
+    const connections: RedisClient[] = [];
     const senders = new Map<Variant, Sender[]>();
     for (const variant of VARIANTS) {
       const list: Sender[] = [];
       for (let p = 0; p < PUBLISHERS; p++) {
-        const redis = await connect(server.url);
+        const redis = await where.connect({ autoPipelining: variant === 'autopipe' });
         connections.push(redis);
         list.push(sender(variant, redis));
       }
@@ -397,11 +338,11 @@ async function main(): Promise<void> {
 
     // Warm-up: every stream past its retention (trimming in steady state) and checkpointed.
     const warm = RETENTION.maxEvents + 2 * RETENTION.checkpointEvery;
-    for (const scenario of SCENARIOS) {
-      for (const variant of VARIANTS) {
-        const streams = streamsOf(scenario, variant);
-        await drive(senders.get(variant) as Sender[], { ...scenario, publishers: PUBLISHERS, inFlight: IN_FLIGHT }, streams, warm * streams.length);
-      }
+    for (const { scenario, variant } of warmSets.values()) {
+      if (variant === 'spublish') continue;
+      const streams = streamsOf(scenario, variant);
+      const shape: Scenario = { ...scenario, kind: 'chunks', publishers: PUBLISHERS, inFlight: IN_FLIGHT };
+      await drive(senders.get(variant) as Sender[], shape, streams, warm * streams.length);
     }
     console.log(`warmed up; fence (INFO replication + find) ${fenceUs.toFixed(2)} µs per script call`);
 
@@ -411,23 +352,35 @@ async function main(): Promise<void> {
         for (const variant of order) {
           const streams = streamsOf(scenario, variant);
           const list = (senders.get(variant) as Sender[]).slice(0, scenario.publishers);
-          const expected = received + Math.ceil(scenario.events / list.length) * list.length * pods.length;
-          const calls0 = await scriptCalls(admin);
-          const cpu0 = await redisCpuUs(admin);
+          const stats0 = await commandStats(where.masters, variant);
+          const received0 = received;
+          const cpu0 = await sumOver(where.masters, redisCpuUs);
           const t0 = process.hrtime.bigint();
-          await drive(list, scenario, streams, scenario.events);
+          const { events, latenciesUs } = await drive(list, scenario, streams, scenario.events);
           const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9;
+          const expected = received0 + events * pods.length;
           const deadline = Date.now() + 30_000;
           while (received < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
           if (received < expected) throw new Error(`${variant} ${scenario.key}: ${expected - received} messages missing`);
-          const cpu1 = await redisCpuUs(admin);
-          const calls1 = await scriptCalls(admin);
-          const events = Math.ceil(scenario.events / list.length) * list.length;
-          const sample = { cpuUsPerEvent: (cpu1 - cpu0) / events, eventsPerSecond: events / elapsedS, callsPerEvent: (calls1 - calls0) / events };
+          const cpu1 = await sumOver(where.masters, redisCpuUs);
+          const stats1 = await commandStats(where.masters, variant);
+          const sample: Sample = {
+            cpuUsPerEvent: (cpu1 - cpu0) / events,
+            commandUsPerEvent: (stats1.commandUs - stats0.commandUs) / events,
+            eventsPerSecond: events / elapsedS,
+            callsPerEvent: (stats1.scriptCalls - stats0.scriptCalls) / events,
+          };
+          if (latenciesUs) {
+            const sorted = Float64Array.from(latenciesUs).sort();
+            sample.p50Ms = percentile(sorted, 50) / 1000;
+            sample.p99Ms = percentile(sorted, 99) / 1000;
+          }
           const key = `${scenario.key}/${variant}`;
           samples.set(key, [...(samples.get(key) ?? []), sample]);
           console.log(
-            `round ${round + 1} ${key.padEnd(14)} ${sample.cpuUsPerEvent.toFixed(2)} µs/event  ${Math.round(sample.eventsPerSecond)} events/s  ${sample.callsPerEvent.toFixed(3)} calls/event`,
+            `round ${round + 1} ${key.padEnd(24)} ${sample.cpuUsPerEvent.toFixed(2)} µs/event (commands ${sample.commandUsPerEvent.toFixed(2)})  ${Math.round(sample.eventsPerSecond)} events/s  ${sample.callsPerEvent.toFixed(3)} calls/event${
+              sample.p99Ms !== undefined ? `  answer p50 ${sample.p50Ms?.toFixed(2)} ms p99 ${sample.p99Ms.toFixed(2)} ms` : ''
+            }`,
           );
         }
       }
@@ -437,12 +390,12 @@ async function main(): Promise<void> {
     console.log(`\n${report}`);
     const dir = join(__dirname, 'results');
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `redis-cpu-${new Date().toISOString().slice(0, 10)}.md`);
+    const file = join(dir, `redis-cpu-${new Date().toISOString().slice(0, 10)}${CLUSTER ? '-cluster' : ''}${process.env.BENCH_SUFFIX ?? ''}.md`);
     writeFileSync(file, report);
     console.log(`written to ${file}`);
-    await Promise.all([admin, ...pods, ...connections].map((c) => c.quit().catch(() => undefined)));
+    await Promise.all([...where.masters, ...pods, ...connections].map((c) => c.quit().catch(() => undefined)));
   } finally {
-    await server.dispose();
+    await where.dispose();
   }
 }
 
@@ -454,12 +407,17 @@ const median = (values: number[]) => {
 const fmt = (value: number, digits = 2) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 function render(samples: Map<string, Sample[]>, fenceUs: number): string {
-  const cell = (key: string, pick: (s: Sample) => number, digits = 2) => {
-    const values = (samples.get(key) ?? []).map(pick);
-    return `${fmt(median(values), digits)} (${fmt(Math.min(...values), digits)}–${fmt(Math.max(...values), digits)})`;
+  const values = (key: string, pick: (s: Sample) => number | undefined) =>
+    (samples.get(key) ?? []).map(pick).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  const med = (key: string, pick: (s: Sample) => number | undefined) => median(values(key, pick));
+  const cell = (key: string, pick: (s: Sample) => number | undefined, digits = 2) => {
+    const list = values(key, pick);
+    return list.length ? `${fmt(median(list), digits)} (${fmt(Math.min(...list), digits)}–${fmt(Math.max(...list), digits)})` : 'n/a';
   };
-  const med = (key: string, pick: (s: Sample) => number) => median((samples.get(key) ?? []).map(pick));
   const cpu = (s: Sample) => s.cpuUsPerEvent;
+  const has = (v: Variant) => VARIANTS.includes(v);
+  const ratio = (a: Variant, b: Variant, scenario: Scenario) =>
+    has(a) && has(b) ? fmt(med(`${scenario.key}/${a}`, cpu) / med(`${scenario.key}/${b}`, cpu)) : 'n/a';
   const lines: string[] = [];
   lines.push(`# Redis CPU per published event — ${new Date().toISOString().slice(0, 10)}`, '');
   lines.push('Produced by `bench/redis-cpu.ts` (see its header for the method).', '');
@@ -467,24 +425,35 @@ function render(samples: Map<string, Sample[]>, fenceUs: number): string {
     `- Machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), shared with other jobs; load average at the end ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' / ')}.`,
-    `- One private redis-server ${process.env.REDIS_VERSION ?? '7.0'} (no persistence), two subscriber connections SSUBSCRIBEd to every channel (two pods), publishers in one Node ${process.version} process (ioredis).`,
-    `- Payload: the bench event of bench/common.ts (256-byte string, two ids, a counter, a time), type \`thinking\`; retention ${RETENTION.maxEvents.toLocaleString('en-US')} events (every stream warmed past it first, so trimming runs), age limit 24 h (checked when the seq passes a multiple of 16), checkpoint every ${RETENTION.checkpointEvery}, idle TTL 7 days. Checkpoint folds count in the script variants: the old one reads through the old catch-up script, the new one with MULTI + XRANGE.`,
-    `- ${ROUNDS} rounds; each round runs every scenario with the variants in rotating order. Cells: median µs of Redis CPU (INFO cpu, user + sys) per event, (min–max over rounds).`,
+    `- ${
+      CLUSTER
+        ? 'A private Redis Cluster of 3 masters, no replicas (redis-server 7.0, no persistence); Redis CPU is the sum over the masters'
+        : `One private redis-server ${process.env.REDIS_VERSION ?? '7.0'} (no persistence)`
+    }, two subscriber connections SSUBSCRIBEd to every channel (two pods), publishers in one Node ${process.version} process (ioredis), which shares the 2 cores with Redis.`,
+    `- Payload: the bench event of bench/common.ts (256-byte string, two ids, a counter, a time), type \`thinking\`; retention ${RETENTION.maxEvents.toLocaleString('en-US')} events (every stream warmed past it first, so trimming runs), age limit 24 h, trims when a stream's seq passes a multiple of 16, checkpoint every ${RETENTION.checkpointEvery} (folds included), idle TTL 7 days.`,
+    `- ${ROUNDS} rounds; each round runs every scenario with the variants in rotating order; steady scenarios run ${STEADY_S} s each. Cells: median µs of Redis CPU (INFO cpu, user + sys) per event, (min–max over rounds).`,
     '',
-    '| scenario | bare SPUBLISH | old script | new StreamPublisher | new / old | new / SPUBLISH | old / SPUBLISH | script calls per event, new (compactions included) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    `| scenario | ${VARIANTS.map((v) => LABELS[v]).join(' | ')} | new / v2 | new / SPUBLISH | script calls per event, new (compactions included) |`,
+    `|---|${VARIANTS.map(() => '---:').join('|')}|---:|---:|---:|`,
   );
   for (const scenario of SCENARIOS) {
-    const [b, o, n] = VARIANTS.map((v) => med(`${scenario.key}/${v}`, cpu));
     lines.push(
-      `| ${scenario.label} (${scenario.events.toLocaleString('en-US')} events) | ${cell(`${scenario.key}/spublish`, cpu)} | ${cell(`${scenario.key}/old`, cpu)} | ${cell(`${scenario.key}/new`, cpu)} | ${fmt(n / o)} | ${fmt(n / b)} | ${fmt(o / b)} | ${fmt(
-        med(`${scenario.key}/new`, (s) => s.callsPerEvent),
-        3,
-      )} |`,
+      `| ${scenario.label} (${scenario.events.toLocaleString('en-US')} events) | ${VARIANTS.map((v) => cell(`${scenario.key}/${v}`, cpu)).join(' | ')} | ${ratio('new', 'v2', scenario)} | ${ratio('new', 'spublish', scenario)} | ${
+        has('new')
+          ? fmt(
+              med(`${scenario.key}/new`, (s) => s.callsPerEvent),
+              3,
+            )
+          : 'n/a'
+      } |`,
     );
   }
-  lines.push('', 'Events per second taken (publisher-bound here: the Node process shares the 2 cores with Redis), median:', '');
-  lines.push('| scenario | bare SPUBLISH | old script | new StreamPublisher |', '|---|---:|---:|---:|');
+  lines.push(
+    '',
+    'Events per second taken (closed loop: publisher-bound, the Node process shares the 2 cores with Redis; steady: the offered rate when kept up), median:',
+    '',
+  );
+  lines.push(`| scenario | ${VARIANTS.map((v) => LABELS[v]).join(' | ')} |`, `|---|${VARIANTS.map(() => '---:').join('|')}|`);
   for (const scenario of SCENARIOS) {
     lines.push(
       `| ${scenario.label} | ${VARIANTS.map((v) =>
@@ -495,9 +464,34 @@ function render(samples: Map<string, Sample[]>, fenceUs: number): string {
       ).join(' | ')} |`,
     );
   }
+  const steadyScenarios = SCENARIOS.filter((s) => s.kind === 'steady');
+  if (steadyScenarios.length) {
+    lines.push('', 'Steady scenarios, publish → answer (the publisher awaiting Redis, linger included), median over rounds of each run’s p50 / p99, ms:', '');
+    lines.push(`| scenario | ${VARIANTS.map((v) => LABELS[v]).join(' | ')} |`, `|---|${VARIANTS.map(() => '---:').join('|')}|`);
+    for (const scenario of steadyScenarios) {
+      lines.push(
+        `| ${scenario.label} | ${VARIANTS.map((v) => `${fmt(med(`${scenario.key}/${v}`, (s) => s.p50Ms))} / ${fmt(med(`${scenario.key}/${v}`, (s) => s.p99Ms))}`).join(' | ')} |`,
+      );
+    }
+    lines.push('', 'Script calls per event in the steady scenarios (events per call = the inverse), median:', '');
+    const scripted = VARIANTS.filter((v) => v !== 'spublish');
+    lines.push(`| scenario | ${scripted.map((v) => LABELS[v]).join(' | ')} |`, `|---|${scripted.map(() => '---:').join('|')}|`);
+    for (const scenario of steadyScenarios) {
+      lines.push(
+        `| ${scenario.label} | ${scripted
+          .map((v) =>
+            fmt(
+              med(`${scenario.key}/${v}`, (s) => s.callsPerEvent),
+              3,
+            ),
+          )
+          .join(' | ')} |`,
+      );
+    }
+  }
   lines.push(
     '',
-    `The epoch fence (reading \`master_replid\` from \`INFO replication\` inside the script) costs ${fmt(fenceUs)} µs per script call here, measured alone (100,000 reads in one script): once per batch, so ${fmt(fenceUs)} µs per event when publishes go one by one and a fraction of that when they batch.`,
+    `The epoch fence (reading \`master_replid\` from \`INFO replication\` inside the script) costs ${fmt(fenceUs)} µs per script call here, measured alone (100,000 reads in one script): once per call, whatever streams it carries.`,
     '',
   );
   return lines.join('\n');

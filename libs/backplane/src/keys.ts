@@ -1,3 +1,4 @@
+import calculateSlot from 'cluster-key-slot';
 import type { StreamName } from '@app/protocol';
 
 /**
@@ -44,6 +45,14 @@ export function streamKeys(stream: StreamName): StreamKeys {
     presenceConns: `${t}:presence:conns`,
     presencePods: `${t}:presence:pods`,
   };
+}
+
+/**
+ * The Redis Cluster hash slot of every key and the channel of `stream` (they share its hash
+ * tag): a script may touch the keys of several streams only if their slots are equal.
+ */
+export function streamSlot(stream: StreamName): number {
+  return calculateSlot(tag(stream));
 }
 
 /** HTTP publish idempotency (`Idempotency-Key`), scoped to the stream. */

@@ -13,8 +13,12 @@ export interface RetentionPolicy {
   checkpointEvery: number;
   /** A resubscribe further behind than this gets a snapshot instead of a replay. */
   maxReplay: number;
-  /** Age retention is checked every this many publishes (default 16); tests set 1. */
-  ageCheckEvery?: number;
+  /**
+   * History is trimmed (count, and age when set) when a stream's seq passes a multiple of
+   * this (default 16), so up to this many events more than the limits stay in between; tests
+   * set 1.
+   */
+  trimEvery?: number;
 }
 
 export const DEFAULT_RETENTION: RetentionPolicy = {

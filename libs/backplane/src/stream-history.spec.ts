@@ -19,7 +19,8 @@ afterAll(async () => {
 });
 
 let counter = 0;
-const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxEvents: 20, checkpointEvery: 5, maxReplay: 8 };
+// Trimmed on every publish, so what history holds follows from the count alone.
+const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxEvents: 20, checkpointEvery: 5, maxReplay: 8, trimEvery: 1 };
 const thinking = (i: number): BotEvent => ({ type: 'thinking', payload: { sessionId: 's', runId: 'r', content: `${i}` } });
 
 async function streamWith(events: number): Promise<{ stream: StreamName; ids: string[]; epoch: string }> {

@@ -76,7 +76,7 @@ describe('StreamPublisher', () => {
     expect(other.seq).toBe(2);
   });
 
-  it('sends the publishes of one tick, and those queued while a call is in flight, as one script call each', async () => {
+  it('sends the publishes of one event-loop turn, and those queued while a call is in flight, as one script call each', async () => {
     const stream = newStream();
     const redis = connect();
     const publisher = new StreamPublisher(redis, DEFAULT_RETENTION);
@@ -87,9 +87,10 @@ describe('StreamPublisher', () => {
     expect(first.map((e) => e.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(await scriptCalls()).toBe(before + 1);
 
-    // One call in flight; the 30 issued meanwhile go together when it returns.
+    // One call in flight (sent at the end of the event-loop turn); the 30 issued meanwhile go
+    // together when it returns.
     const lone = publisher.publish(stream, thinking(50));
-    await Promise.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
     const queued = Array.from({ length: 30 }, (_, i) => publisher.publish(stream, thinking(51 + i)));
     const answers = await Promise.all([lone, ...queued]);
     expect(answers.map((e) => e.seq)).toEqual(Array.from({ length: 31 }, (_, i) => 51 + i));
@@ -188,7 +189,7 @@ describe('StreamPublisher', () => {
   it('trims events older than the age limit, never past the newest checkpoint', async () => {
     const stream = newStream();
     const redis = connect();
-    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxAgeMs: 200, checkpointEvery: 3, ageCheckEvery: 1 };
+    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxAgeMs: 200, checkpointEvery: 3, trimEvery: 1 };
     const publisher = new StreamPublisher(redis, retention);
     for (let i = 0; i < 6; i++) await publisher.publish(stream, thinking(i));
     await publisher.drain();

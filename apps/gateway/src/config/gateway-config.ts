@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { type RetentionPolicy, retentionFromEnv } from '@app/backplane';
+import { type PublisherOptions, publisherOptionsFromEnv, type RetentionPolicy, retentionFromEnv } from '@app/backplane';
 import { loadConfig, redisUrlFromEnv } from '@app/runtime';
 import { GatewayEnv } from './gateway.env';
 
@@ -24,6 +24,7 @@ export interface GatewayConfig {
   heartbeatMs: number;
   idempotencyTtlSeconds: number;
   retention: RetentionPolicy;
+  publisher: PublisherOptions;
   presenceBeatMs: number;
   drain: { batchSize: number; batchIntervalMs: number; timeoutMs: number };
   logLevel: string;
@@ -62,6 +63,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     heartbeatMs: e.HEARTBEAT_MS,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     retention: retentionFromEnv(e),
+    publisher: publisherOptionsFromEnv(e),
     presenceBeatMs: e.PRESENCE_BEAT_MS,
     drain: { batchSize: e.DRAIN_BATCH_SIZE, batchIntervalMs: e.DRAIN_BATCH_INTERVAL_MS, timeoutMs: e.DRAIN_TIMEOUT_MS },
     logLevel: e.LOG_LEVEL,

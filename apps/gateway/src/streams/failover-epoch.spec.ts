@@ -233,6 +233,23 @@ describe('epochs across a lossy failover', () => {
     const third = await publisher.publish(stream, thinking(3));
     expect(third).toMatchObject({ seq: 3, epoch: first.epoch });
   });
+
+  it('fails a call on a replica whole with READONLY (a connection reconnects on it), writing nothing', async () => {
+    const [master, replica] = [await server(), await server()];
+    const { primary, secondary } = await replicate(master, replica);
+    const streams: StreamName[] = ['bot:readonly-1', 'bot:readonly-2'];
+    const onMaster = new StreamPublisher(primary, DEFAULT_RETENTION);
+    await Promise.all(streams.map((s) => onMaster.publish(s, thinking(1))));
+    await waitFor(async () => (await secondary.exists(streamKeys(streams[1]).meta)) === 1, { message: 'replicated' });
+    // Both streams in one call: the error is the call's, not swallowed per stream.
+    const onReplica = new StreamPublisher(secondary, DEFAULT_RETENTION);
+    const settled = await Promise.allSettled(streams.map((s) => onReplica.publish(s, thinking(2))));
+    for (const result of settled) {
+      expect(result.status).toBe('rejected');
+      expect(String((result as PromiseRejectedResult).reason)).toMatch(/^ReplyError: READONLY/);
+    }
+    expect(await primary.hget(streamKeys(streams[0]).meta, 'seq')).toBe('1');
+  });
 });
 
 describe('StreamFeed on an epoch that continues the seqs', () => {

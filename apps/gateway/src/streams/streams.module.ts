@@ -19,8 +19,11 @@ import { SubscriptionService } from './subscription.service';
       inject: [RedisConnections, GATEWAY_CONFIG],
       useFactory: (redis: RedisConnections, config: GatewayConfig) => {
         const logger = new Logger('Publisher');
-        return new StreamPublisher(redis.commands, config.retention, (error, stream) =>
-          logger.warn({ msg: 'checkpoint compaction failed', stream, err: String(error) }),
+        return new StreamPublisher(
+          redis.commands,
+          config.retention,
+          (error, stream) => logger.warn({ msg: 'checkpoint compaction failed', stream, err: String(error) }),
+          config.publisher,
         );
       },
     },

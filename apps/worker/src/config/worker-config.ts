@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import { BackplaneEnv, type RetentionPolicy, retentionFromEnv } from '@app/backplane';
+import { BackplaneEnv, type PublisherOptions, publisherOptionsFromEnv, type RetentionPolicy, retentionFromEnv } from '@app/backplane';
 import { loadConfig, redisUrlFromEnv, toInt } from '@app/runtime';
 
 /** The worker's environment (beyond the shared {@link BackplaneEnv}). */
@@ -67,6 +67,7 @@ export interface WorkerConfig {
   echoNodeMs: number;
   shutdownTimeoutMs: number;
   retention: RetentionPolicy;
+  publisher: PublisherOptions;
   logLevel: string;
 }
 
@@ -89,6 +90,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     echoNodeMs: e.ECHO_NODE_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     retention: retentionFromEnv(e),
+    publisher: publisherOptionsFromEnv(e),
     logLevel: e.LOG_LEVEL,
   };
 }

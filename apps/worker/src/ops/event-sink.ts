@@ -16,8 +16,11 @@ export class EventSink {
     private readonly metrics: WorkerMetrics,
     @Inject(WORKER_CONFIG) config: WorkerConfig,
   ) {
-    this.publisher = new StreamPublisher(redis.commands, config.retention, (error, stream) =>
-      this.logger.warn({ msg: 'checkpoint compaction failed', stream, err: String(error) }),
+    this.publisher = new StreamPublisher(
+      redis.commands,
+      config.retention,
+      (error, stream) => this.logger.warn({ msg: 'checkpoint compaction failed', stream, err: String(error) }),
+      config.publisher,
     );
   }
 

@@ -13,8 +13,9 @@ export type RedisClient = Redis | Cluster;
  * arguments change gets a new version, so old and new pods can run side by side.
  */
 const SCRIPTS = {
-  // Batches: 3 keys plus one per idempotent event, so the key count is the first argument.
-  rtPublishV2: { lua: PUBLISH_LUA },
+  // Batches over several streams: 3 keys per stream plus one per idempotent event, so the
+  // key count is the first argument.
+  rtPublishV3: { lua: PUBLISH_LUA },
   rtCatchUpV2: { numberOfKeys: 3, lua: CATCH_UP_LUA },
   rtWriteCheckpointV1: { numberOfKeys: 3, lua: WRITE_CHECKPOINT_LUA },
   rtPresenceJoinV1: { numberOfKeys: 3, lua: PRESENCE_JOIN_LUA },

@@ -1,35 +1,42 @@
 /**
- * publish — one atomic step for a batch of 1..N events of one stream: bind the stream to
- * this master (a new epoch after a failover or restart), assign the next seqs, append the
- * envelopes to the bounded history, SPUBLISH them in seq order, trim. Because it all runs in
- * one script, seqs are gapless and reach the channel in seq order whatever the number of
- * concurrent publishers; a batch is what one publisher queued for the stream while its
- * previous call was in flight, and every event in it still gets its own seq and answer.
+ * publish — one atomic step for a batch of events of one or more streams (on a Redis
+ * Cluster, streams of one hash slot): for each stream, bind it to this master (a new epoch
+ * after a failover or restart), assign the next seqs, append the envelopes to the bounded
+ * history, SPUBLISH them in seq order, trim. Because it all runs in one script, seqs are
+ * gapless and reach each channel in seq order whatever the number of concurrent publishers.
+ * A batch is what one publisher queued for the streams of one script target while its
+ * previous call there was in flight; every event in it still gets its own seq and answer.
+ * The clock and the master's replication id are read once per call, whatever it carries.
  *
- * KEYS[1] meta          HASH epoch, seq, checkpointSeq, createdAt, replid, base, touched
- * KEYS[2] history       STREAM id `<seq>-0`, fields i (event id), t (ts ms), e (envelope JSON)
- * KEYS[3] checkpoint    STRING checkpoint JSON (dropped with a lost stream, expired here)
- * KEYS[4..] idempotency STRING earlier answer, one key per event that has an idempotency key,
- *                       in the order of those events
+ * Per stream s (1-based), three keys:
+ * KEYS[3s-2] meta        HASH epoch, seq, checkpointSeq, createdAt, replid, base, touched
+ * KEYS[3s-1] history     STREAM id `<seq>-0`, fields i (event id), t (ts ms), e (envelope JSON)
+ * KEYS[3s]   checkpoint  STRING checkpoint JSON (dropped with a lost stream, expired here)
+ * then KEYS[3S+1..] idempotency  STRING earlier answer, one key per event that has an
+ *                       idempotency key, in the order of those events
  *
- * ARGV[1] envelope head `{"v":1,"stream":"<stream>","seq":` (JSON built by the caller)
- * ARGV[2] live channel
- * ARGV[3] epoch for a new stream or a new epoch (the batch's first event id)
- * ARGV[4] max events kept (count retention, approximate: whole stream nodes are trimmed)
- * ARGV[5] max event age in ms (0 = no age retention)
- * ARGV[6] idle TTL of the stream's keys, seconds (0 = none)
- * ARGV[7] check age retention when the seq passes a multiple of this
- * ARGV[8] number of events N
- * ARGV[9] number of those with an idempotency key, M
- * then per event i (0-based), at 10 + 2i: event id · envelope tail
+ * ARGV[1] number of streams S
+ * ARGV[2] number of events with an idempotency key, M
+ * ARGV[3] max events kept (count retention, approximate: whole stream nodes are trimmed)
+ * ARGV[4] max event age in ms (0 = no age retention)
+ * ARGV[5] idle TTL of the streams' keys, seconds (0 = none)
+ * ARGV[6] trim a stream (by count, and by age when set) when its seq passes a multiple of this
+ * then per stream s (0-based), at 7 + 3s: envelope head `{"v":1,"stream":"<stream>","seq":`
+ *   (JSON built by the caller) · live channel · its number of events n_s
+ * then per event i (0-based, grouped by stream in stream order, each stream's in publish
+ *   order), at 7 + 3S + 2i: event id · envelope tail
  *   `"id":"<id>","type":"<type>","payload":<payload JSON>}` (JSON built by the caller)
- * then per idempotent event j (0-based), at 10 + 2N + 2j: its index i · TTL seconds; its key
- *   is KEYS[4 + j]
+ * then per idempotent event j (0-based), at 7 + 3S + 2N + 2j: its index i · TTL seconds; its
+ *   key is KEYS[3S + 1 + j]
  *
- * Returns { epoch, ts, checkpointSeq, r1..rN } where r_i is the event's seq (an integer), or,
- * when its idempotency key had already published, the first answer's JSON
- * `{"seq","epoch","id","ts"}` (a string; nothing was sent for it). The caller decides whether
- * a checkpoint is due (seq - checkpointSeq) and folds it off this path.
+ * Returns { ts, then per stream: epoch · checkpointSeq, then per event: r_i } where r_i is
+ * the event's seq (an integer), or, when its idempotency key had already published, the first
+ * answer's JSON `{"seq","epoch","id","ts"}` (a string; nothing was sent for it). A stream
+ * whose step failed (e.g. a key of the wrong type) answers false · the error message, and
+ * false for each of its events; the other streams of the call are unaffected (its seqs may
+ * have been claimed: they are never reused). An error of the server's state (READONLY,
+ * OOM, …: raised before anything is written) fails the whole call. The caller decides whether a
+ * checkpoint is due (seq - checkpointSeq) and folds it off this path.
  *
  * The epoch is bound to the master's replication id (`master_replid`): a stream whose meta
  * names another one was last written under another master (a promoted replica after a
@@ -42,8 +49,12 @@
  * re-encoded by cjson (which would turn `[]` into `{}`).
  */
 export const PUBLISH_LUA = `
-local meta, history, checkpoint = KEYS[1], KEYS[2], KEYS[3]
-local n = tonumber(ARGV[8])
+local streams, idempotent = tonumber(ARGV[1]), tonumber(ARGV[2])
+local maxEvents, maxAge, idleTtl, every = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local eventArgs = 7 + 3 * streams
+local events = 0
+for s = 0, streams - 1 do events = events + tonumber(ARGV[9 + 3 * s]) end
+local idempotencyArgs = eventArgs + 2 * events
 
 local now = redis.call('TIME')
 local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -52,112 +63,156 @@ local info = redis.call('INFO', 'replication')
 local at = string.find(info, 'master_replid:', 1, true)
 local replid = string.sub(info, at + 14, at + 53)
 
-local m = redis.call('HMGET', meta, 'epoch', 'seq', 'checkpointSeq', 'replid', 'touched')
-local epoch, seq, checkpointSeq, touched = m[1], tonumber(m[2]), tonumber(m[3] or '0'), m[5]
-if not epoch then
-  -- A stream without meta starts a new history; leftovers of a lost one must not mix in.
-  epoch, seq, checkpointSeq, touched = ARGV[3], 0, 0, false
-  redis.call('DEL', history, checkpoint)
-  redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'createdAt', ts, 'checkpointSeq', 0, 'replid', replid, 'base', 0)
-elseif m[4] ~= replid then
-  if m[4] then
-    -- Last written under another master or lifetime: writes after this head may be lost
-    -- and their seqs must not be reused under the epoch that carried them.
-    epoch = ARGV[3]
-    redis.call('HSET', meta, 'epoch', epoch, 'replid', replid, 'base', seq)
-  else
-    redis.call('HSET', meta, 'replid', replid)
-  end
+-- Event index (0-based) -> its idempotency key and TTL.
+local keyOf, ttlOf = {}, {}
+for j = 0, idempotent - 1 do
+  local i = tonumber(ARGV[idempotencyArgs + 2 * j])
+  keyOf[i], ttlOf[i] = KEYS[3 * streams + 1 + j], tonumber(ARGV[idempotencyArgs + 2 * j + 1])
 end
 
--- Idempotency keys are read before anything is written, and the seqs claimed in meta
--- first, so no failure half-way through could let a later call reuse one. \`known[key]\`:
--- the first answer (a string), or false when this batch publishes the key's event.
-local keyOf, ttlOf, known = {}, {}, {}
-local fresh = n
-for j = 0, tonumber(ARGV[9]) - 1 do
-  local i = tonumber(ARGV[10 + 2 * n + 2 * j])
-  local key = KEYS[4 + j]
-  keyOf[i], ttlOf[i] = key, tonumber(ARGV[11 + 2 * n + 2 * j])
-  if known[key] == nil then
-    known[key] = redis.call('GET', key) or false
-    if known[key] then fresh = fresh - 1 end
-  else
-    fresh = fresh - 1
-  end
-end
-local idleTtl = tonumber(ARGV[6])
--- The idle TTL is refreshed at a stream's first publish (a subscribe may have created meta
--- with a provisional TTL, and the first XADD creates the history key) and then about once
--- a minute, not on every event: \`touched\` is when it last was.
-local refresh = fresh > 0 and (not touched or (idleTtl > 0 and ts - tonumber(touched) >= 1000 * math.min(60, idleTtl / 2)))
-if refresh then
-  redis.call('HSET', meta, 'seq', seq + fresh, 'touched', ts)
-elseif fresh > 0 then
-  redis.call('HSET', meta, 'seq', seq + fresh)
-end
-local first = seq
+local reply = { ts }
+-- Event i's answer goes at reply[answers + i], after ts and the streams' pairs.
+local answers = 2 + 2 * streams
 
-local head, channel = ARGV[1], ARGV[2]
-local mid = ',"epoch":' .. cjson.encode(epoch) .. ',"ts":' .. tsText .. ','
-local reply = { epoch, ts, checkpointSeq }
-for i = 0, n - 1 do
-  local key = keyOf[i]
-  if key and known[key] then
-    reply[4 + i] = known[key]
-  else
-    local id = ARGV[10 + 2 * i]
-    seq = seq + 1
-    local envelope = head .. seq .. mid .. ARGV[11 + 2 * i]
-    redis.call('XADD', history, seq .. '-0', 'i', id, 't', tsText, 'e', envelope)
-    redis.call('SPUBLISH', channel, '{"kind":"event","envelope":' .. envelope .. '}')
-    if key then
-      known[key] = '{"seq":' .. seq .. ',"epoch":' .. cjson.encode(epoch) .. ',"id":' .. cjson.encode(id) .. ',"ts":' .. tsText .. '}'
-      redis.call('SET', key, known[key], 'EX', ttlOf[i])
+-- One stream's events first..first+n-1; returns its epoch and newest checkpoint's seq.
+local function publish(s, first, n)
+  local meta, history, checkpoint = KEYS[3 * s + 1], KEYS[3 * s + 2], KEYS[3 * s + 3]
+  local arg = 7 + 3 * s
+  -- A new stream's (or new epoch's) name is its first event's id: unique, one UUID per publish.
+  local newEpoch = ARGV[eventArgs + 2 * first]
+  local m = redis.call('HMGET', meta, 'epoch', 'seq', 'checkpointSeq', 'replid', 'touched')
+  local epoch, seq, checkpointSeq, touched = m[1], tonumber(m[2]), tonumber(m[3] or '0'), m[5]
+  if not epoch then
+    -- A stream without meta starts a new history; leftovers of a lost one must not mix in.
+    epoch, seq, checkpointSeq, touched = newEpoch, 0, 0, false
+    redis.call('DEL', history, checkpoint)
+    redis.call('HSET', meta, 'epoch', epoch, 'seq', 0, 'createdAt', ts, 'checkpointSeq', 0, 'replid', replid, 'base', 0)
+  elseif m[4] ~= replid then
+    if m[4] then
+      -- Last written under another master or lifetime: writes after this head may be lost
+      -- and their seqs must not be reused under the epoch that carried them.
+      epoch = newEpoch
+      redis.call('HSET', meta, 'epoch', epoch, 'replid', replid, 'base', seq)
+    else
+      redis.call('HSET', meta, 'replid', replid)
     end
-    reply[4 + i] = seq
   end
-end
-if fresh == 0 then return reply end
 
--- Retention never drops an event after the newest checkpoint: snapshots fold from there.
--- Count trims are approximate (\`MINID ~\`): only whole stream nodes go (at most 100 events,
--- stream-node-max-entries), so up to a node more than the limit stays, and a trim costs next
--- to nothing when there is no whole node to drop. Age trims (rare) are exact.
-local keepFrom = seq - tonumber(ARGV[4]) + 1
-local exact = '~'
-local maxAge = tonumber(ARGV[5])
-local ageEvery = tonumber(ARGV[7])
--- Reading the oldest entries costs about a sixth of a publish: only when the seq passes a
--- multiple of ageEvery.
-if maxAge > 0 and math.floor(seq / ageEvery) > math.floor(first / ageEvery) then
-  local oldest = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)
-  if oldest[1] and tonumber(oldest[1][2][4]) < ts - maxAge then
-    local batch = redis.call('XRANGE', history, '-', '+', 'COUNT', 128)
-    for _, entry in ipairs(batch) do
-      if tonumber(entry[2][4]) >= ts - maxAge then break end
-      local entrySeq = tonumber(string.match(entry[1], '^(%d+)'))
-      if entrySeq + 1 > keepFrom then
-        keepFrom = entrySeq + 1
-        exact = '='
+  -- Idempotency keys are read before anything is written, and the seqs claimed in meta
+  -- first, so no failure half-way through could let a later call reuse one. \`known[key]\`:
+  -- the first answer (a string), or false when this call publishes the key's event.
+  local known = {}
+  local fresh = n
+  for i = first, first + n - 1 do
+    local key = keyOf[i]
+    if key then
+      if known[key] == nil then
+        known[key] = redis.call('GET', key) or false
+        if known[key] then fresh = fresh - 1 end
+      else
+        fresh = fresh - 1
       end
     end
   end
-end
-if keepFrom > checkpointSeq + 1 then keepFrom = checkpointSeq + 1 end
-if keepFrom > 1 then
-  redis.call('XTRIM', history, 'MINID', exact, keepFrom .. '-0')
+  if fresh == 0 then
+    for i = first, first + n - 1 do reply[answers + i] = known[keyOf[i]] end
+    return epoch, checkpointSeq
+  end
+  -- The idle TTL is refreshed at a stream's first publish (a subscribe may have created meta
+  -- with a provisional TTL, and the first XADD creates the history key) and then about once
+  -- a minute, not on every event: \`touched\` is when it last was.
+  local refresh = not touched or (idleTtl > 0 and ts - tonumber(touched) >= 1000 * math.min(60, idleTtl / 2))
+  if refresh then
+    redis.call('HSET', meta, 'seq', string.format('%d', seq + fresh), 'touched', tsText)
+  else
+    redis.call('HSET', meta, 'seq', string.format('%d', seq + fresh))
+  end
+  local from = seq
+
+  local head, channel = ARGV[arg], ARGV[arg + 1]
+  local mid = ',"epoch":' .. cjson.encode(epoch) .. ',"ts":' .. tsText .. ','
+  for i = first, first + n - 1 do
+    local key = keyOf[i]
+    if key and known[key] then
+      reply[answers + i] = known[key]
+    else
+      local id = ARGV[eventArgs + 2 * i]
+      seq = seq + 1
+      -- Lua's \`..\` formats a number as a float (%.14g): once, as an integer, is cheaper.
+      local seqText = string.format('%d', seq)
+      local envelope = head .. seqText .. mid .. ARGV[eventArgs + 2 * i + 1]
+      redis.call('XADD', history, seqText .. '-0', 'i', id, 't', tsText, 'e', envelope)
+      redis.call('SPUBLISH', channel, '{"kind":"event","envelope":' .. envelope .. '}')
+      if key then
+        known[key] = '{"seq":' .. seq .. ',"epoch":' .. cjson.encode(epoch) .. ',"id":' .. cjson.encode(id) .. ',"ts":' .. tsText .. '}'
+        redis.call('SET', key, known[key], 'EX', ttlOf[i])
+      end
+      reply[answers + i] = seq
+    end
+  end
+
+  -- Retention never drops an event after the newest checkpoint: snapshots fold from there.
+  -- Trims run when the seq passes a multiple of \`every\` (so up to that many events more than
+  -- the limit stay until the next one): a call of one event each on many streams would
+  -- otherwise pay an XTRIM per event. Count trims are approximate (\`MINID ~\`): only whole
+  -- stream nodes go (at most 100 events, stream-node-max-entries), so up to a node more
+  -- than the limit stays. Age trims are exact.
+  if math.floor(seq / every) > math.floor(from / every) then
+    local keepFrom = seq - maxEvents + 1
+    local exact = '~'
+    if maxAge > 0 then
+      local oldest = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)
+      if oldest[1] and tonumber(oldest[1][2][4]) < ts - maxAge then
+        local batch = redis.call('XRANGE', history, '-', '+', 'COUNT', 128)
+        for _, entry in ipairs(batch) do
+          if tonumber(entry[2][4]) >= ts - maxAge then break end
+          local entrySeq = tonumber(string.match(entry[1], '^(%d+)'))
+          if entrySeq + 1 > keepFrom then
+            keepFrom = entrySeq + 1
+            exact = '='
+          end
+        end
+      end
+    end
+    if keepFrom > checkpointSeq + 1 then keepFrom = checkpointSeq + 1 end
+    if keepFrom > 1 then
+      redis.call('XTRIM', history, 'MINID', exact, keepFrom .. '-0')
+    end
+  end
+
+  if refresh then
+    if idleTtl > 0 then
+      redis.call('EXPIRE', meta, idleTtl)
+      redis.call('EXPIRE', history, idleTtl)
+      redis.call('EXPIRE', checkpoint, idleTtl)
+    else
+      -- A subscribe may have created meta with a provisional TTL; this stream lives on.
+      redis.call('PERSIST', meta)
+    end
+  end
+  return epoch, checkpointSeq
 end
 
-if refresh then
-  if idleTtl > 0 then
-    redis.call('EXPIRE', meta, idleTtl)
-    redis.call('EXPIRE', history, idleTtl)
-    redis.call('EXPIRE', checkpoint, idleTtl)
+local first = 0
+for s = 0, streams - 1 do
+  local n = tonumber(ARGV[9 + 3 * s])
+  local ok, epoch, checkpointSeq = pcall(publish, s, first, n)
+  if ok then
+    reply[2 + 2 * s], reply[3 + 2 * s] = epoch, checkpointSeq
   else
-    -- A subscribe may have created meta with a provisional TTL; this stream lives on.
-    redis.call('PERSIST', meta)
+    local message = type(epoch) == 'table' and (epoch.err or 'ERR publish failed') or tostring(epoch)
+    -- An error of the server's state rather than of this stream's keys (READONLY on a
+    -- demoted master, OOM, …) fails the whole call, as the connection may act on it (a
+    -- READONLY reply makes it reconnect to the new master). Redis raises those at a
+    -- script's first write, so nothing was written yet. \`ERR\` and \`WRONGTYPE\` replies
+    -- and Lua errors (\`user_script:<line>: …\`) belong to this stream only.
+    if not (string.find(message, '^ERR') or string.find(message, '^WRONGTYPE') or string.find(message, '^user_script:')) then
+      return redis.error_reply(message)
+    end
+    reply[2 + 2 * s], reply[3 + 2 * s] = false, message
+    for i = first, first + n - 1 do reply[answers + i] = false end
   end
+  first = first + n
 end
 return reply
 `;
