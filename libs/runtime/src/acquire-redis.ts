@@ -40,7 +40,9 @@ export async function acquireRedis(options: AcquireOptions = {}): Promise<Acquir
     return { url: env.REDIS_URL, kind: 'url', release: async () => undefined };
   }
   if (options.topology === 'cluster') {
-    const cluster = await RedisClusterProcess.start({ persistent: options.persistent });
+    // A 3 s node timeout: a whole-cluster restart does not promote replicas of masters that
+    // are merely slow to load, and a killed master stays visibly down for a few seconds.
+    const cluster = await RedisClusterProcess.start({ persistent: options.persistent, nodeTimeoutMs: 3000 });
     return {
       url: cluster.url,
       kind: 'cluster',

@@ -45,12 +45,21 @@ export class RedisClusterProcess {
     const total = masters * (1 + replicasPerMaster);
     const nodes: RedisServerProcess[] = [];
     try {
-      const ports: number[] = [];
-      while (ports.length < total) {
-        const port = await freeClusterPort();
-        if (!ports.includes(port)) ports.push(port);
-      }
-      const started = await Promise.allSettled(ports.map((port) => RedisServerProcess.start({ port, persistent, args })));
+      const ports = new Set<number>();
+      const startNode = async (): Promise<RedisServerProcess> => {
+        // A port found free can be taken before the node binds it: try another.
+        for (let attempt = 1; ; attempt++) {
+          let port = await freeClusterPort();
+          while (ports.has(port)) port = await freeClusterPort();
+          ports.add(port);
+          try {
+            return await RedisServerProcess.start({ port, persistent, args });
+          } catch (error) {
+            if (attempt >= 5) throw error;
+          }
+        }
+      };
+      const started = await Promise.allSettled(Array.from({ length: total }, startNode));
       for (const result of started) if (result.status === 'fulfilled') nodes.push(result.value);
       const failed = started.find((result) => result.status === 'rejected');
       if (failed) throw failed.reason;
@@ -236,7 +245,9 @@ async function withNode<T>(port: number, ask: (redis: Redis) => Promise<T>): Pro
 /** A free port whose cluster bus port (+10000) is free too. */
 async function freeClusterPort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 25_000);
+    // Below the ephemeral range (32768+ here), so an outgoing connection cannot take the
+    // port or its bus port (port + 10000) between this check and the node's bind.
+    const port = 10_000 + Math.floor(Math.random() * 12_700);
     if ((await canListen(port)) && (await canListen(port + BUS_OFFSET))) return port;
   }
   throw new Error('no free port pair for a cluster node');
