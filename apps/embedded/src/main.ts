@@ -35,7 +35,9 @@ async function main(): Promise<void> {
   const serverId = process.env.SERVER_ID ?? `embedded-${process.pid}`;
   const jwtSecret = process.env.JWT_SECRET ?? randomBytes(24).toString('base64url');
   const apiKey = process.env.API_KEYS?.split(',')[0] ?? `dev-${randomBytes(16).toString('hex')}`;
-  const shared = { ...process.env, REDIS_URL: redis.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
+  // One Redis URL for the children (a cluster given as REDIS_CLUSTER_NODES travels as its URL).
+  const { REDIS_CLUSTER_NODES: _nodes, ...inherited } = process.env;
+  const shared = { ...inherited, REDIS_URL: redis.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
 
   const stop = async (code: number) => {
     if (stopping) return;

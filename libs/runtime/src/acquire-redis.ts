@@ -1,9 +1,10 @@
 import { RedisClusterProcess } from './redis-cluster';
 import { RedisServerProcess, type RedisServerOptions } from './redis-server';
+import { redisUrlFromEnv } from './redis-target';
 
 /**
  * Finds a Redis for tests and for the embedded default, in this order:
- *   1. `REDIS_URL`, if set (nothing is started, nothing is stopped);
+ *   1. `REDIS_URL` or `REDIS_CLUSTER_NODES`, if set (nothing is started, nothing is stopped);
  *   2. a private `redis-server` from PATH on a free loopback port;
  *   3. a `@testcontainers/redis` container, where a Docker engine answers;
  *   4. otherwise an error that says how to get one.
@@ -36,8 +37,9 @@ export interface AcquireOptions extends RedisServerOptions {
 
 export async function acquireRedis(options: AcquireOptions = {}): Promise<AcquiredRedis> {
   const env = options.env ?? process.env;
-  if (env.REDIS_URL && !options.ownServer) {
-    return { url: env.REDIS_URL, kind: 'url', release: async () => undefined };
+  const configured = redisUrlFromEnv(env);
+  if (configured && !options.ownServer) {
+    return { url: configured, kind: 'url', release: async () => undefined };
   }
   if (options.topology === 'cluster') {
     // A 3 s node timeout: a whole-cluster restart does not promote replicas of masters that
