@@ -23,6 +23,19 @@ function intEnv(name: string, fallback: number): number {
   return Number.isInteger(value) && value > 0 ? value : fallback;
 }
 
+const PHASES = ['idle', 'saturation', 'latency'] as const;
+type Phase = (typeof PHASES)[number];
+
+/** `BENCH_PHASES=idle` (comma-separated) runs only those phases; all of them by default. */
+function phasesEnv(): Phase[] {
+  const raw = process.env.BENCH_PHASES;
+  if (!raw) return [...PHASES];
+  const picked = raw.split(',').map((p) => p.trim());
+  const unknown = picked.filter((p) => !(PHASES as readonly string[]).includes(p));
+  if (unknown.length > 0 || picked.length === 0) throw new Error(`BENCH_PHASES: ${raw}; choose from ${PHASES.join(', ')}`);
+  return PHASES.filter((p) => picked.includes(p));
+}
+
 const CONFIG = {
   /** Events per saturation run. */
   events: intEnv('BENCH_EVENTS', 10_000),
@@ -30,6 +43,9 @@ const CONFIG = {
   sockets: intEnv('BENCH_SOCKETS', 100),
   /** Idle sockets per path for the memory measurement, split over the two pods. */
   idleSockets: intEnv('BENCH_IDLE_SOCKETS', 5_000),
+  /** Idle-socket runs per path, each on freshly started pods (ABBA order); medians are reported. */
+  idleRounds: intEnv('BENCH_IDLE_ROUNDS', 3),
+  phases: phasesEnv(),
   /** Offered loads for the latency runs, events/s (× sockets = deliveries/s). */
   rates: [50, 200, 1_000],
   latencySeconds: intEnv('BENCH_LATENCY_SECONDS', 4),
@@ -93,6 +109,8 @@ interface Pod {
   pid: number;
   /** User + system CPU time of the process so far, µs. */
   cpuUs(): Promise<number>;
+  /** Kills the process and waits for it to be gone. */
+  stop(): Promise<void>;
 }
 
 /** A gateway pod from the build, started as the end-to-end tests start one. */
@@ -104,6 +122,10 @@ async function startGatewayPod(redisUrl: string, serverId: string): Promise<Pod>
     name: serverId,
     url,
     pid: app.pid ?? -1,
+    stop: async () => {
+      await app.kill();
+      apps.delete(app);
+    },
     cpuUs: async () => {
       const text = await (await fetch(`${url}/metrics`)).text();
       const metric = (name: string) => {
@@ -123,6 +145,11 @@ async function startBaselinePod(redisUrl: string, name: string): Promise<Pod> {
     name,
     url: `http://127.0.0.1:${Number(port)}`,
     pid: helper.pid,
+    stop: async () => {
+      helper.kill();
+      await helper.exited;
+      children.delete(helper.child);
+    },
     cpuUs: async () => {
       const cpu = await helper.request<CpuSample>('cpu');
       return cpu.userUs + cpu.systemUs;
@@ -137,7 +164,10 @@ interface Side {
   key: 'full' | 'baseline';
   label: string;
   kind: 'gateway' | 'baseline';
+  /** The pods of the fan-out phases (saturation, latency). */
   pods: Pod[];
+  /** Starts a fresh pair of pods (the idle-socket runs each get their own). */
+  startPods(tag: string): Promise<Pod[]>;
   publisher: HelperProcess;
   target: string;
   idleTarget: string;
@@ -160,7 +190,21 @@ interface PublishRun {
   cpuUs: number;
 }
 
+interface IdleRun {
+  rssBeforeMb: number;
+  rssAfterMb: number;
+  rssPerSocketKb: number;
+  rssMarginalKb: number;
+  connectPerSec: number;
+}
+
 const cpuOf = (sample: CpuSample) => sample.userUs + sample.systemUs;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
 
 class Bench {
   private token = '';
@@ -170,6 +214,7 @@ class Bench {
   };
   readonly notes: string[] = [];
   readonly rounds = { full: [] as number[], baseline: [] as number[] };
+  readonly idleRuns = { full: [] as IdleRun[], baseline: [] as IdleRun[] };
 
   constructor(
     private readonly redis: Redis,
@@ -182,11 +227,11 @@ class Bench {
   }
 
   /** Connects `total` sockets of a side, half on each pod; client process i talks to pod i. */
-  private async connect(side: Side, group: string, total: number, target: string): Promise<number> {
+  private async connect(side: Side, group: string, total: number, target: string, pods = side.pods): Promise<number> {
     const started = Date.now();
-    const perPod = Math.ceil(total / side.pods.length);
+    const perPod = Math.ceil(total / pods.length);
     await Promise.all(
-      side.pods.map((pod, i) =>
+      pods.map((pod, i) =>
         this.clients[i % this.clients.length].request(
           'connect',
           { group, kind: side.kind, url: pod.url, count: Math.min(perPod, total - i * perPod), token: this.token, target, concurrency: 100 },
@@ -276,34 +321,60 @@ class Bench {
     };
   }
 
-  async idleMemory(side: Side): Promise<void> {
+  /**
+   * Idle sockets, in `CONFIG.idleRounds` runs per path on fresh pods each (ABBA order, so
+   * neither path always goes first); the medians of the runs are the results.
+   */
+  async idleMemory(): Promise<void> {
+    for (let round = 0; round < CONFIG.idleRounds; round++) {
+      const order = round % 2 === 0 ? this.sides : [...this.sides].reverse();
+      for (const side of order) {
+        const pods = await side.startPods(`idle${round + 1}`);
+        try {
+          this.idleRuns[side.key].push(await this.idleRun(side, pods, round));
+        } finally {
+          await Promise.all(pods.map((pod) => pod.stop()));
+        }
+      }
+    }
+    for (const side of this.sides) {
+      const runs = this.idleRuns[side.key];
+      for (const key of ['rssBeforeMb', 'rssAfterMb', 'rssPerSocketKb', 'rssMarginalKb', 'connectPerSec'] as const) {
+        this.results[side.key][key] = median(runs.map((run) => run[key]));
+      }
+    }
+  }
+
+  private async idleRun(side: Side, pods: Pod[], round: number): Promise<IdleRun> {
     // First connections compile code and grow pools; keep that out of the per-socket figure.
-    await this.connect(side, `${side.key}-warm`, 100, side.idleTarget);
+    await this.connect(side, `${side.key}-warm`, 100, side.idleTarget, pods);
     await this.close(`${side.key}-warm`);
     await sleep(1_500);
     const total = (kb: number[]) => kb.reduce((a, b) => a + b, 0);
-    const before = side.pods.map((pod) => rssKb(pod.pid));
+    const before = pods.map((pod) => rssKb(pod.pid));
     // A stop on the way gives a second, marginal figure: the first sockets can land in heap
     // V8 had already reserved (more of it in the ts-node baseline process), the later ones cannot.
     const first = Math.floor(CONFIG.idleSockets / 5);
-    const firstMs = await this.connect(side, `${side.key}-idle`, first, side.idleTarget);
+    const firstMs = await this.connect(side, `${side.key}-idle`, first, side.idleTarget, pods);
     await sleep(1_500);
-    const mid = side.pods.map((pod) => rssKb(pod.pid));
-    const restMs = await this.connect(side, `${side.key}-idle`, CONFIG.idleSockets - first, side.idleTarget);
+    const mid = pods.map((pod) => rssKb(pod.pid));
+    const restMs = await this.connect(side, `${side.key}-idle`, CONFIG.idleSockets - first, side.idleTarget, pods);
     await sleep(3_000);
-    const after = side.pods.map((pod) => rssKb(pod.pid));
-    const r = this.results[side.key];
-    r.rssBeforeMb = total(before) / 1024;
-    r.rssAfterMb = total(after) / 1024;
-    r.rssPerSocketKb = (total(after) - total(before)) / CONFIG.idleSockets;
-    r.rssMarginalKb = (total(after) - total(mid)) / (CONFIG.idleSockets - first);
-    r.connectPerSec = CONFIG.idleSockets / ((firstMs + restMs) / 1000);
+    const after = pods.map((pod) => rssKb(pod.pid));
+    const run: IdleRun = {
+      rssBeforeMb: total(before) / 1024,
+      rssAfterMb: total(after) / 1024,
+      rssPerSocketKb: (total(after) - total(before)) / CONFIG.idleSockets,
+      rssMarginalKb: (total(after) - total(mid)) / (CONFIG.idleSockets - first),
+      connectPerSec: CONFIG.idleSockets / ((firstMs + restMs) / 1000),
+    };
     log(
-      `  ${side.label}: ${CONFIG.idleSockets} idle sockets in ${((firstMs + restMs) / 1000).toFixed(1)} s; RSS ${fmt(r.rssBeforeMb, 0)} → ${fmt(total(mid) / 1024, 0)} (at ${first}) → ${fmt(r.rssAfterMb, 0)} MB; ` +
-        `${fmt(r.rssPerSocketKb, 1)} KB/socket overall, ${fmt(r.rssMarginalKb, 1)} KB/socket from ${first} to ${CONFIG.idleSockets}`,
+      `  run ${round + 1} ${side.label}: ${CONFIG.idleSockets} idle sockets in ${((firstMs + restMs) / 1000).toFixed(1)} s (${fmt(run.connectPerSec, 0)}/s); ` +
+        `RSS ${fmt(run.rssBeforeMb, 0)} → ${fmt(total(mid) / 1024, 0)} (at ${first}) → ${fmt(run.rssAfterMb, 0)} MB; ` +
+        `${fmt(run.rssPerSocketKb, 1)} KB/socket overall, ${fmt(run.rssMarginalKb, 1)} KB/socket from ${first} to ${CONFIG.idleSockets}`,
     );
     await this.close(`${side.key}-idle`);
-    await sleep(1_500);
+    return run;
   }
 
   async connectLoad(): Promise<void> {
@@ -470,7 +541,8 @@ function table(bench: Bench): { text: string; markdown: string; marked: boolean 
     if (over) marked = true;
     return `${fmt(side[row.key], row.digits)}${over ? ' *' : ''}`;
   };
-  const lines = rows().map((row) => [
+  const measured = rows().filter((row) => results.full[row.key] !== undefined || results.baseline[row.key] !== undefined);
+  const lines = measured.map((row) => [
     row.metric,
     cell(results.full, row),
     cell(results.baseline, row),
@@ -491,8 +563,10 @@ function interpretation(bench: Bench): string[] {
   const f = bench.results.full;
   const b = bench.results.baseline;
   const out: string[] = [];
+  const has = (phase: Phase) => CONFIG.phases.includes(phase);
   const ratio = (key: string) => f[key] / b[key];
   const list = (values: number[]) => values.map((v) => fmt(v, 0)).join(', ');
+  const idleList = (runs: IdleRun[]) => runs.map((run) => `${fmt(run.rssMarginalKb, 1)} KB, ${fmt(run.connectPerSec, 0)}/s`).join('; ');
   const spread = (values: number[]) => (Math.max(...values) - Math.min(...values)) / Math.max(...values);
   const noise = Math.max(spread(bench.rounds.full), spread(bench.rounds.baseline));
   const tput = ratio('deliveriesPerSec');
@@ -500,59 +574,65 @@ function interpretation(bench: Bench): string[] {
 
   const publishSide = (side: Record<string, number>) => side.totalCpuPerDeliverySat - side.podCpuPerDeliverySat - side.clientCpuPerDeliverySat;
   const diff = f.totalCpuPerDeliverySat - b.totalCpuPerDeliverySat;
-  out.push(
-    `**Fan-out throughput.** At saturation the full path delivered ${fmt(tput, 2)}× the baseline's deliveries per second (${fmt(f.deliveriesPerSec, 0)} vs ${fmt(b.deliveriesPerSec, 0)}; ` +
-      `runs: full ${list(bench.rounds.full)}, baseline ${list(bench.rounds.baseline)}, so a path's own runs differed by up to ${fmt(noise * 100, 0)}%). ` +
-      `Every process here shares ${cpus().length} cores, so deliveries/s follows the CPU that all of them spend per delivery: ${fmt(f.totalCpuPerDeliverySat, 2)} µs on the full path vs ${fmt(b.totalCpuPerDeliverySat, 2)} µs on the baseline ` +
-      `(inverse ratio ${fmt(b.totalCpuPerDeliverySat / f.totalCpuPerDeliverySat, 2)}). ` +
-      `Of the ${fmt(diff, 2)} µs difference, the server pods account for ${fmt(f.podCpuPerDeliverySat - b.podCpuPerDeliverySat, 2)} ` +
-      `(${fmt(f.podCpuPerDeliverySat, 2)} vs ${fmt(b.podCpuPerDeliverySat, 2)}: the same Socket.IO fan-out, plus an envelope check, the ordering feed and metrics per event, shared by the event's ${perPod} deliveries in a pod), ` +
-      `the client sockets ${fmt(f.clientCpuPerDeliverySat - b.clientCpuPerDeliverySat, 2)} (they decode larger frames: ${fmt(f.frameBytes, 0)} vs ${fmt(b.frameBytes, 0)} bytes, the envelope's seq, epoch, id, type and ts), ` +
-      `and the publish side ${fmt(publishSide(f) - publishSide(b), 2)} (publisher and Redis, paid once per event and spread over ${CONFIG.sockets} deliveries).`,
-  );
+  if (has('saturation'))
+    out.push(
+      `**Fan-out throughput.** At saturation the full path delivered ${fmt(tput, 2)}× the baseline's deliveries per second (${fmt(f.deliveriesPerSec, 0)} vs ${fmt(b.deliveriesPerSec, 0)}; ` +
+        `runs: full ${list(bench.rounds.full)}, baseline ${list(bench.rounds.baseline)}, so a path's own runs differed by up to ${fmt(noise * 100, 0)}%). ` +
+        `Every process here shares ${cpus().length} cores, so deliveries/s follows the CPU that all of them spend per delivery: ${fmt(f.totalCpuPerDeliverySat, 2)} µs on the full path vs ${fmt(b.totalCpuPerDeliverySat, 2)} µs on the baseline ` +
+        `(inverse ratio ${fmt(b.totalCpuPerDeliverySat / f.totalCpuPerDeliverySat, 2)}). ` +
+        `Of the ${fmt(diff, 2)} µs difference, the server pods account for ${fmt(f.podCpuPerDeliverySat - b.podCpuPerDeliverySat, 2)} ` +
+        `(${fmt(f.podCpuPerDeliverySat, 2)} vs ${fmt(b.podCpuPerDeliverySat, 2)}: the same Socket.IO fan-out, plus an envelope check, the ordering feed and metrics per event, shared by the event's ${perPod} deliveries in a pod), ` +
+        `the client sockets ${fmt(f.clientCpuPerDeliverySat - b.clientCpuPerDeliverySat, 2)} (they decode larger frames: ${fmt(f.frameBytes, 0)} vs ${fmt(b.frameBytes, 0)} bytes, the envelope's seq, epoch, id, type and ts), ` +
+        `and the publish side ${fmt(publishSide(f) - publishSide(b), 2)} (publisher and Redis, paid once per event and spread over ${CONFIG.sockets} deliveries).`,
+    );
 
   const busy = (side: Record<string, number>) => side.podCoresSat + side.clientCoresSat + side.redisCoresSat;
-  out.push(
-    `**What limits it here.** During saturation the server pods used ${fmt(f.podCoresSat, 2)} / ${fmt(b.podCoresSat, 2)} cores (full / baseline), the client processes ${fmt(f.clientCoresSat, 2)} / ${fmt(b.clientCoresSat, 2)}, Redis ${fmt(f.redisCoresSat, 2)} / ${fmt(b.redisCoresSat, 2)}, ` +
-      `on ${cpus().length} cores shared with the publisher, the driver and any other job. ` +
-      (Math.max(f.clientCoresSat / busy(f), b.clientCoresSat / busy(b)) > 0.35
-        ? `The client sockets cost about as much CPU per delivery as the servers (${fmt(f.clientCpuPerDeliverySat, 1)} / ${fmt(b.clientCpuPerDeliverySat, 1)} µs to read and decode a frame): the clients are half of the bottleneck, so deliveries/s are a lower bound for what the servers could do and are best read as a ratio. Server CPU-µs per delivery does not depend on where the clients run. `
-        : '') +
-      (Math.max(busy(f), busy(b)) < cpus().length * 0.75
-        ? 'These add up to well under the machine: other jobs were taking CPU during the run, so absolute figures are low. '
-        : '') +
-      `Absolute numbers from this machine are pessimistic in any case (a plain Socket.IO delivery cost ${fmt(b.podCpuPerDeliverySat, 1)} server CPU-µs here).`,
-  );
+  if (has('saturation'))
+    out.push(
+      `**What limits it here.** During saturation the server pods used ${fmt(f.podCoresSat, 2)} / ${fmt(b.podCoresSat, 2)} cores (full / baseline), the client processes ${fmt(f.clientCoresSat, 2)} / ${fmt(b.clientCoresSat, 2)}, Redis ${fmt(f.redisCoresSat, 2)} / ${fmt(b.redisCoresSat, 2)}, ` +
+        `on ${cpus().length} cores shared with the publisher, the driver and any other job. ` +
+        (Math.max(f.clientCoresSat / busy(f), b.clientCoresSat / busy(b)) > 0.35
+          ? `The client sockets cost about as much CPU per delivery as the servers (${fmt(f.clientCpuPerDeliverySat, 1)} / ${fmt(b.clientCpuPerDeliverySat, 1)} µs to read and decode a frame): the clients are half of the bottleneck, so deliveries/s are a lower bound for what the servers could do and are best read as a ratio. Server CPU-µs per delivery does not depend on where the clients run. `
+          : '') +
+        (Math.max(busy(f), busy(b)) < cpus().length * 0.75
+          ? 'These add up to well under the machine: other jobs were taking CPU during the run, so absolute figures are low. '
+          : '') +
+        `Absolute numbers from this machine are pessimistic in any case (a plain Socket.IO delivery cost ${fmt(b.podCpuPerDeliverySat, 1)} server CPU-µs here).`,
+    );
 
-  out.push(
-    `**The cost of sequencing is in Redis and the publisher.** The publish script (seq, history XADD and trim, SPUBLISH, EXPIREs) cost ${fmt(f.redisCpuPerEventSat, 1)} Redis CPU-µs per event against ${fmt(b.redisCpuPerEventSat, 1)} for the adapter's bare SPUBLISH (${fmt(ratio('redisCpuPerEventSat'), 1)}×), ` +
-      `and ${fmt(f.publisherCpuPerEventSat, 1)} vs ${fmt(b.publisherCpuPerEventSat, 1)} publisher CPU-µs per event (two UUIDs, the script call, and every 200 events a checkpoint fold that reads them back). Pods scale out; this does not, except by spreading streams over Redis Cluster shards: ` +
-      `one Redis core at this cost sequences at most ~${fmt(Math.round(1e6 / f.redisCpuPerEventSat / 100) * 100, 0)} events/s for all the streams of a shard on this machine (vs ~${fmt(Math.round(1e6 / b.redisCpuPerEventSat / 100) * 100, 0)} bare broadcasts). ` +
-      `With 100 sockets per stream that is not the limit (the fan-out is); with many quiet streams of one or two sockets each, it is the first one to reach.`,
-  );
+  if (has('saturation'))
+    out.push(
+      `**The cost of sequencing is in Redis and the publisher.** The publish script (seq, history XADD and trim, SPUBLISH, EXPIREs) cost ${fmt(f.redisCpuPerEventSat, 1)} Redis CPU-µs per event against ${fmt(b.redisCpuPerEventSat, 1)} for the adapter's bare SPUBLISH (${fmt(ratio('redisCpuPerEventSat'), 1)}×), ` +
+        `and ${fmt(f.publisherCpuPerEventSat, 1)} vs ${fmt(b.publisherCpuPerEventSat, 1)} publisher CPU-µs per event (two UUIDs, the script call, and every 200 events a checkpoint fold that reads them back). Pods scale out; this does not, except by spreading streams over Redis Cluster shards: ` +
+        `one Redis core at this cost sequences at most ~${fmt(Math.round(1e6 / f.redisCpuPerEventSat / 100) * 100, 0)} events/s for all the streams of a shard on this machine (vs ~${fmt(Math.round(1e6 / b.redisCpuPerEventSat / 100) * 100, 0)} bare broadcasts). ` +
+        `With 100 sockets per stream that is not the limit (the fan-out is); with many quiet streams of one or two sockets each, it is the first one to reach.`,
+    );
 
   const lat = CONFIG.rates.map((rate) => {
     const over = (side: Record<string, number>) => (side[`overloaded_${rate}`] === 1 ? '*' : '');
     return `${rate}/s: p50 ${fmt(f[`p50_${rate}`], 2)}${over(f)} vs ${fmt(b[`p50_${rate}`], 2)}${over(b)} ms, p99 ${fmt(f[`p99_${rate}`], 2)}${over(f)} vs ${fmt(b[`p99_${rate}`], 2)}${over(b)} ms`;
   });
   const overloadedRates = CONFIG.rates.filter((rate) => f[`overloaded_${rate}`] || b[`overloaded_${rate}`]);
-  out.push(
-    `**Latency** (publish call → client \`event\` handler, full vs baseline): ${lat.join('; ')}. ` +
-      `Per event the full path adds the Lua script in Redis and, in the pod, the envelope check and the ordering feed (both paths parse one JSON message from Redis per event and pod); both paths then write a pod's ${perPod} sockets one after the other and each client process reads its sockets one after the other, so every figure includes the fan-out order, the same on both paths. ` +
-      (overloadedRates.length
-        ? `At ${overloadedRates.join(' and ')} events/s (marked *) a path did not keep up on this machine during this run (${overloadedRates.map((r) => (r * CONFIG.sockets).toLocaleString('en-US')).join(' / ')} deliveries/s offered): those figures measure a backlog growing over the run, not the path. `
-        : '') +
-      'p99 on a shared 2-core machine moves with whatever else runs: compare the two columns of one run, not runs with each other.',
-  );
+  if (has('latency'))
+    out.push(
+      `**Latency** (publish call → client \`event\` handler, full vs baseline): ${lat.join('; ')}. ` +
+        `Per event the full path adds the Lua script in Redis and, in the pod, the envelope check and the ordering feed (both paths parse one JSON message from Redis per event and pod); both paths then write a pod's ${perPod} sockets one after the other and each client process reads its sockets one after the other, so every figure includes the fan-out order, the same on both paths. ` +
+        (overloadedRates.length
+          ? `At ${overloadedRates.join(' and ')} events/s (marked *) a path did not keep up on this machine during this run (${overloadedRates.map((r) => (r * CONFIG.sockets).toLocaleString('en-US')).join(' / ')} deliveries/s offered): those figures measure a backlog growing over the run, not the path. `
+          : '') +
+        'p99 on a shared 2-core machine moves with whatever else runs: compare the two columns of one run, not runs with each other.',
+    );
 
-  out.push(
-    `**Idle sockets.** ${fmt(f.rssPerSocketKb, 1)} vs ${fmt(b.rssPerSocketKb, 1)} KB of RSS per idle socket over 0 → ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, ` +
-      `${fmt(f.rssMarginalKb, 1)} vs ${fmt(b.rssMarginalKb, 1)} KB over the last ${((CONFIG.idleSockets * 4) / 5).toLocaleString('en-US')}. ` +
-      'Besides the Socket.IO socket, a gateway socket holds its verified claims, a token-expiry timer, a subscription record and rate-limit state. ' +
-      'The baseline servers run under ts-node, so they start with heap V8 already reserved for the compiler and their first sockets grow RSS less; the marginal figure is the fairer one. RSS moves in V8 heap-growth steps: a few KB either way is noise. ' +
-      `Connecting differs more: ${fmt(f.connectPerSec, 0)} vs ${fmt(b.connectPerSec, 0)} sockets/s (${fmt(ratio('connectPerSec'), 2)}×), because a gateway connection verifies a JWT and its \`subscribe\` makes Redis round trips (the first subscriber of a pod: SSUBSCRIBE and a head read; then the catch-up read and the presence join) where the baseline's join is local. ` +
-      `That sets how fast a pod's sockets come back after a restart: ${CONFIG.idleSockets.toLocaleString('en-US')} sockets took ${fmt(CONFIG.idleSockets / f.connectPerSec, 1)} s on two pods here.`,
-  );
+  if (has('idle'))
+    out.push(
+      `**Idle sockets.** ${fmt(f.rssPerSocketKb, 1)} vs ${fmt(b.rssPerSocketKb, 1)} KB of RSS per idle socket over 0 → ${CONFIG.idleSockets.toLocaleString('en-US')} sockets, ` +
+        `${fmt(f.rssMarginalKb, 1)} vs ${fmt(b.rssMarginalKb, 1)} KB over the last ${((CONFIG.idleSockets * 4) / 5).toLocaleString('en-US')}. ` +
+        'Besides the Socket.IO socket, a gateway socket holds its auth context (shared by the sockets of one token), a slot in the pod\'s one expiry schedule, a subscription record and rate-limit state, and it lets go of what Socket.IO keeps of the handshake (docs/architecture.md, "What a connection holds"; `bench/socket-heap.ts` for the breakdown). ' +
+        'The baseline servers run under ts-node, so they start with heap V8 already reserved for the compiler and their first sockets grow RSS less; the marginal figure is the fairer one. RSS moves in V8 heap-growth steps: a few KB either way is noise. ' +
+        `Connect + subscribe: ${fmt(f.connectPerSec, 0)} vs ${fmt(b.connectPerSec, 0)} sockets/s (${fmt(ratio('connectPerSec'), 2)}×). On top of the baseline's work a gateway connection checks its JWT (the signature once per token and pod), is sent \`hello\`, and its \`subscribe\` is validated, takes a snapshot (the first subscriber of a pod: SSUBSCRIBE, a head read and a catch-up read; later ones share a read, or none while the stream is quiet) and joins presence (batched writes), where the baseline's join is local. ` +
+        `That sets how fast a pod's sockets come back after a restart: ${CONFIG.idleSockets.toLocaleString('en-US')} sockets took ${fmt(CONFIG.idleSockets / f.connectPerSec, 1)} s on two pods here. ` +
+        `Runs (RSS KB/socket from ${(CONFIG.idleSockets / 5).toLocaleString('en-US')}; connects/s): full ${idleList(bench.idleRuns.full)}; baseline ${idleList(bench.idleRuns.baseline)}.`,
+    );
   return out;
 }
 
@@ -571,14 +651,42 @@ function environment(redisVersion: string, loadStart: number[]): string[] {
     `- **Full path:** a publisher process (\`StreamPublisher\`, default retention: 10,000 events, checkpoint every 200) → \`rtPublishV3\` Lua → SPUBLISH → 2 gateway pods (\`dist/apps/gateway/main.js\`, TRANSPORTS=websocket, LOG_LEVEL=warn) → sockets subscribed to \`${STREAM}\` with the \`subscribe\` command.`,
     "- **Baseline:** a publisher process that is a socket.io server with the sharded adapter and no sockets (`io.to(room).emit('event', payload)`) → SSUBSCRIBE per room → 2 plain socket.io servers (bench/baseline-server.ts: websocket only, no compression, same heartbeat) → sockets joined to the room. No auth, no seq, no history.",
     `- Same application payload on both paths (a ${CONTENT_BYTES}-byte string plus two ids, a counter and the send timestamp); the full path wraps it in the protocol envelope.`,
-    `- **Throughput and latency:** ${CONFIG.sockets} client sockets per path (${CONFIG.sockets / 2} per pod) over WebSocket, held by 2 client processes (one per pod). Saturation: ${CONFIG.events.toLocaleString('en-US')} events sent as fast as the publisher can (chunks of ${CONFIG.chunk}, each awaited), ${CONFIG.rounds} runs per path in ABBA order, best run reported; deliveries/s = deliveries counted at the clients / (last delivery − first send).`,
-    `- **Latency:** open-loop publishing at ${CONFIG.rates.join(', ')} events/s, ${CONFIG.latencySeconds} s per path and load, run as four ${CONFIG.latencySeconds / 2} s halves in ABBA order and merged per path (a burst of other work then hits both paths); send time (CLOCK_MONOTONIC, µs) in the payload, read in the client's \`event\` handler; every delivery is a sample.`,
-    '- **CPU:** gateway pods from `/metrics` (`rtgw_process_cpu_user_seconds_total` + `rtgw_process_cpu_system_seconds_total`); baseline servers, publishers and clients from `process.cpuUsage()` over IPC; Redis from `INFO cpu`; deltas over each run, summed over both pods.',
-    `- **Memory:** ${CONFIG.idleSockets.toLocaleString('en-US')} idle sockets per path (${CONFIG.idleSockets / 2} per pod) connected and subscribed/joined to a quiet stream/room, VmRSS of each server from /proc/<pid>/status before, at ${CONFIG.idleSockets / 5} and 3 s after the last, summed over the pods; 100 sockets are connected and closed first so one-off warm-up growth is not counted.`,
+    ...(CONFIG.phases.includes('saturation') || CONFIG.phases.includes('latency')
+      ? [
+          `- **Throughput and latency:** ${CONFIG.sockets} client sockets per path (${CONFIG.sockets / 2} per pod) over WebSocket, held by 2 client processes (one per pod). Saturation: ${CONFIG.events.toLocaleString('en-US')} events sent as fast as the publisher can (chunks of ${CONFIG.chunk}, each awaited), ${CONFIG.rounds} runs per path in ABBA order, best run reported; deliveries/s = deliveries counted at the clients / (last delivery − first send).`,
+        ]
+      : []),
+    ...(CONFIG.phases.includes('latency')
+      ? [
+          `- **Latency:** open-loop publishing at ${CONFIG.rates.join(', ')} events/s, ${CONFIG.latencySeconds} s per path and load, run as four ${CONFIG.latencySeconds / 2} s halves in ABBA order and merged per path (a burst of other work then hits both paths); send time (CLOCK_MONOTONIC, µs) in the payload, read in the client's \`event\` handler; every delivery is a sample.`,
+        ]
+      : []),
+    ...(CONFIG.phases.includes('saturation') || CONFIG.phases.includes('latency')
+      ? [
+          '- **CPU:** gateway pods from `/metrics` (`rtgw_process_cpu_user_seconds_total` + `rtgw_process_cpu_system_seconds_total`); baseline servers, publishers and clients from `process.cpuUsage()` over IPC; Redis from `INFO cpu`; deltas over each run, summed over both pods.',
+        ]
+      : []),
+    ...(CONFIG.phases.includes('idle')
+      ? [
+          `- **Memory and connect rate:** ${CONFIG.idleSockets.toLocaleString('en-US')} idle sockets per path (${CONFIG.idleSockets / 2} per pod) connected and subscribed/joined to a quiet stream/room (2 client processes, 100 handshakes in flight each; every gateway socket presents the same token, so after a pod's first handshake its token cache answers, and the quiet stream's snapshot is read once per pod), VmRSS of each server from /proc/<pid>/status before, at ${CONFIG.idleSockets / 5} and 3 s after the last, summed over the pods; 100 sockets are connected and closed first so one-off warm-up growth is not counted. ${CONFIG.idleRounds} runs per path, each on freshly started pods, in ABBA order; the table gives the medians.`,
+        ]
+      : []),
   ];
 }
 
 // ---------------------------------------------------------------------------------------
+
+/**
+ * `<date>.md`, or `<date>-<phases>.md` for a partial run; never an existing report of the
+ * same day (another run's gets a `-2`, `-3`… suffix instead).
+ */
+function reportFile(dir: string, date: string): string {
+  const base = CONFIG.phases.length === PHASES.length ? date : `${date}-${CONFIG.phases.join('-')}`;
+  for (let n = 1; ; n++) {
+    const file = join(dir, `${base}${n === 1 ? '' : `-${n}`}.md`);
+    if (!existsSync(file)) return file;
+  }
+}
 
 async function waitForBuild(): Promise<void> {
   // The build may be in progress in another session; give it a moment before giving up.
@@ -605,34 +713,57 @@ async function main(): Promise<void> {
 
   // The clients are the harness, not the subject: they may collect garbage between runs.
   const clients = [0, 1].map((i) => fork(`clients-${i + 1}`, 'clients.ts', {}, ['--expose-gc']));
-  const [gw1, gw2, base1, base2] = await Promise.all([
-    startGatewayPod(redisUrl, 'bench-gw-1'),
-    startGatewayPod(redisUrl, 'bench-gw-2'),
-    startBaselinePod(redisUrl, 'baseline-1'),
-    startBaselinePod(redisUrl, 'baseline-2'),
-  ]);
   const streamPublisher = fork('publisher-stream', 'publisher.ts', { REDIS_URL: redisUrl, BENCH_MODE: 'stream' });
   const baselinePublisher = fork('publisher-baseline', 'publisher.ts', { REDIS_URL: redisUrl, BENCH_MODE: 'baseline' });
   await Promise.all([...clients, streamPublisher, baselinePublisher].map((helper) => helper.started()));
-  log(`started: gateways pid ${gw1.pid}, ${gw2.pid}; baseline servers pid ${base1.pid}, ${base2.pid}; publishers; 2 client processes`);
-
+  const startGateways = (tag: string) => Promise.all([startGatewayPod(redisUrl, `bench-gw-${tag}-1`), startGatewayPod(redisUrl, `bench-gw-${tag}-2`)]);
+  const startBaselines = (tag: string) => Promise.all([startBaselinePod(redisUrl, `baseline-${tag}-1`), startBaselinePod(redisUrl, `baseline-${tag}-2`)]);
   const sides: Side[] = [
-    { key: 'full', label: 'full path', kind: 'gateway', pods: [gw1, gw2], publisher: streamPublisher, target: STREAM, idleTarget: IDLE_STREAM },
-    { key: 'baseline', label: 'baseline', kind: 'baseline', pods: [base1, base2], publisher: baselinePublisher, target: STREAM, idleTarget: IDLE_STREAM },
+    {
+      key: 'full',
+      label: 'full path',
+      kind: 'gateway',
+      pods: [],
+      startPods: startGateways,
+      publisher: streamPublisher,
+      target: STREAM,
+      idleTarget: IDLE_STREAM,
+    },
+    {
+      key: 'baseline',
+      label: 'baseline',
+      kind: 'baseline',
+      pods: [],
+      startPods: startBaselines,
+      publisher: baselinePublisher,
+      target: STREAM,
+      idleTarget: IDLE_STREAM,
+    },
   ];
   const bench = new Bench(redis, clients, sides);
   await bench.init();
+  log(`started: publishers; 2 client processes; phases ${CONFIG.phases.join(', ')}`);
 
-  log(`idle memory: ${CONFIG.idleSockets} sockets per path`);
-  for (const side of sides) await bench.idleMemory(side);
-  log(`load sockets: ${CONFIG.sockets} per path`);
-  await bench.connectLoad();
-  log('warm-up');
-  await bench.warmUp();
-  log(`saturation: ${CONFIG.events} events, ${CONFIG.rounds} rounds`);
-  await bench.saturation();
-  log(`latency at ${CONFIG.rates.join(', ')} events/s, ABBA halves of ${CONFIG.latencySeconds / 2} s`);
-  await bench.latency();
+  if (CONFIG.phases.includes('idle')) {
+    log(`idle memory: ${CONFIG.idleSockets} sockets per path, ${CONFIG.idleRounds} runs on fresh pods`);
+    await bench.idleMemory();
+  }
+  if (CONFIG.phases.includes('saturation') || CONFIG.phases.includes('latency')) {
+    for (const side of sides) side.pods = await side.startPods('load');
+    log(`started: gateways pid ${sides[0].pods.map((p) => p.pid).join(', ')}; baseline servers pid ${sides[1].pods.map((p) => p.pid).join(', ')}`);
+    log(`load sockets: ${CONFIG.sockets} per path`);
+    await bench.connectLoad();
+    log('warm-up');
+    await bench.warmUp();
+  }
+  if (CONFIG.phases.includes('saturation')) {
+    log(`saturation: ${CONFIG.events} events, ${CONFIG.rounds} rounds`);
+    await bench.saturation();
+  }
+  if (CONFIG.phases.includes('latency')) {
+    log(`latency at ${CONFIG.rates.join(', ')} events/s, ABBA halves of ${CONFIG.latencySeconds / 2} s`);
+    await bench.latency();
+  }
 
   const { text, markdown, marked } = table(bench);
   console.log(`\n${text}\n`);
@@ -645,7 +776,7 @@ async function main(): Promise<void> {
   const date = execFileSync('date', ['+%F'], { encoding: 'utf8' }).trim();
   const dir = join(__dirname, 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${date}.md`);
+  const file = reportFile(dir, date);
   const report = [
     `# Benchmark: full path vs raw Socket.IO broadcast — ${date}`,
     '',

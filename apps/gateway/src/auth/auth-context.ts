@@ -3,10 +3,10 @@ import { scopeAllows } from '@app/protocol';
 
 /** Who a socket acts for, from its verified token (PROTOCOL.md §1). */
 export interface AuthContext {
-  userId: string;
-  scopes: string[];
+  readonly userId: string;
+  readonly scopes: readonly string[];
   /** Token expiry, ms since the Unix epoch. */
-  expiresAt: number;
+  readonly expiresAt: number;
 }
 
 export function canAccess(auth: AuthContext, stream: StreamName): boolean {

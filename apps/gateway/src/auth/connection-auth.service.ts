@@ -1,40 +1,41 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { ErrorCode, type HandshakeError, ProtocolError, type StreamName } from '@app/protocol';
 import { canAccess } from './auth-context';
+import { ExpirySchedule } from './expiry-schedule';
 import { TokenVerifier } from './token-verifier';
-import { RateLimiter } from '../commands/rate-limiter';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { Lifecycle } from '../lifecycle/lifecycle.service';
 import { SubscriptionService } from '../streams/subscription.service';
 import type { GatewaySocket } from '../realtime/socket.types';
 
-/** Node's timers cap out near 24.8 days; a longer wait is re-armed when it fires. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * A connection's authentication for its whole life (PROTOCOL.md §1): the handshake check
- * (refused before connect, as `connect_error` with `data.code`), the expiry timer, and
+ * (refused before connect, as `connect_error` with `data.code`), the expiry, and
  * `refresh_token`.
  */
 @Injectable()
 export class ConnectionAuth {
+  /** Every connection's expiry on one timer (see ExpirySchedule). */
+  private readonly expiries = new ExpirySchedule<GatewaySocket>((socket) => this.expire(socket));
+
   constructor(
     private readonly verifier: TokenVerifier,
     private readonly lifecycle: Lifecycle,
     private readonly subscriptions: SubscriptionService,
-    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
   /** A Socket.IO middleware: only sockets with a valid token get connected. */
   middleware(): (socket: GatewaySocket, next: (error?: Error) => void) => void {
     return (socket, next) => {
       if (this.lifecycle.draining) return next(handshakeError('UNAVAILABLE', 'this server is draining; connect to another'));
-      const auth = socket.handshake.auth as { token?: unknown } | undefined;
-      this.verifier.verify(auth?.token).then(
+      const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+      const known = this.verifier.known(token);
+      if (known) {
+        socket.data.auth = known;
+        return next();
+      }
+      this.verifier.verify(token).then(
         (context) => {
           socket.data.auth = context;
-          socket.data.subscriptions = new Map();
-          socket.data.limiter = new RateLimiter(this.config.limits.commandsPerSecond);
           next();
         },
         (error: unknown) => next(handshakeError('UNAUTHORIZED', error instanceof ProtocolError ? error.message : 'invalid token')),
@@ -44,32 +45,33 @@ export class ConnectionAuth {
 
   /** Sends `auth_expired` and disconnects when the token runs out. */
   armExpiry(socket: GatewaySocket): void {
-    clearTimeout(socket.data.expiryTimer);
-    const left = socket.data.auth.expiresAt - Date.now();
-    socket.data.expiryTimer = setTimeout(
-      () => {
-        if (socket.data.auth.expiresAt > Date.now()) return this.armExpiry(socket);
-        socket.emit('auth_expired', { message: 'token expired' });
-        socket.disconnect(true);
-      },
-      Math.min(Math.max(left, 0), MAX_TIMER_MS),
-    );
+    this.expiries.add(socket, socket.data.auth.expiresAt);
   }
 
   disarm(socket: GatewaySocket): void {
-    clearTimeout(socket.data.expiryTimer);
+    this.expiries.delete(socket, socket.data.auth.expiresAt);
   }
 
   /** Extends the connection with a new token of the same user; narrower scopes drop streams. */
   async refresh(socket: GatewaySocket, token: string): Promise<{ expiresAt: number }> {
     const next = await this.verifier.verify(token);
     if (next.userId !== socket.data.auth.userId) throw new ProtocolError(ErrorCode.UNAUTHORIZED, 'the new token is for another user');
+    // A socket that disconnected while the token was checked has nothing left to extend.
+    if (socket.disconnected) return { expiresAt: next.expiresAt };
+    this.disarm(socket);
     socket.data.auth = next;
-    for (const stream of [...socket.data.subscriptions.keys()]) {
+    for (const stream of [...(socket.data.subscriptions?.keys() ?? [])]) {
       if (!canAccess(next, stream)) this.subscriptions.unsubscribe(socket, stream);
     }
     this.armExpiry(socket);
     return { expiresAt: next.expiresAt };
+  }
+
+  private expire(socket: GatewaySocket): void {
+    if (socket.disconnected) return;
+    if (socket.data.auth.expiresAt > Date.now()) return this.armExpiry(socket);
+    socket.emit('auth_expired', { message: 'token expired' });
+    socket.disconnect(true);
   }
 
   requireAccess(socket: GatewaySocket, stream: StreamName): void {

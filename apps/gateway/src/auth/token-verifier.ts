@@ -4,8 +4,12 @@ import { createLocalJWKSet, importSPKI, jwtVerify, type JWTVerifyGetKey, type Ke
 import { ErrorCode, ProtocolError } from '@app/protocol';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import type { AuthContext } from './auth-context';
+import { TokenCache } from './token-cache';
 
 type KeySource = Uint8Array | KeyLike | JWTVerifyGetKey;
+
+/** Distinct tokens a pod remembers as verified (a few hundred bytes each). */
+const CACHED_TOKENS = 2_048;
 
 /**
  * Verifies dashboard tokens: HS256 with `JWT_SECRET`, or RS256/ES256 with a PEM public key
@@ -15,6 +19,7 @@ type KeySource = Uint8Array | KeyLike | JWTVerifyGetKey;
 @Injectable()
 export class TokenVerifier {
   private readonly keys: Promise<Array<{ key: KeySource; algorithms: string[] }>>;
+  private readonly cache = new TokenCache(CACHED_TOKENS);
 
   constructor(@Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig) {
     this.keys = this.loadKeys();
@@ -27,8 +32,21 @@ export class TokenVerifier {
     await this.keys;
   }
 
+  /**
+   * The token's claims, or a ProtocolError UNAUTHORIZED. The context is frozen: sockets with
+   * the same token share it.
+   */
+  /** The context of a token this pod verified before and that has not expired, at once. */
+  known(token: unknown): AuthContext | undefined {
+    return typeof token === 'string' ? this.cache.known(token) : undefined;
+  }
+
   async verify(token: unknown): Promise<AuthContext> {
     if (typeof token !== 'string' || token.length === 0) throw unauthorized('missing token');
+    return this.cache.verified(token, (t) => this.check(t));
+  }
+
+  private async check(token: string): Promise<AuthContext> {
     const keys = await this.keys;
     let lastError: unknown;
     for (const { key, algorithms } of keys) {
@@ -44,7 +62,7 @@ export class TokenVerifier {
         if (!Array.isArray(scope) || !scope.every((s) => typeof s === 'string')) {
           throw unauthorized('token claim "scope" must be an array of strings');
         }
-        return { userId: payload.sub as string, scopes: scope as string[], expiresAt: (payload.exp as number) * 1000 };
+        return Object.freeze({ userId: payload.sub as string, scopes: Object.freeze([...(scope as string[])]), expiresAt: (payload.exp as number) * 1000 });
       } catch (error) {
         lastError = error;
       }

@@ -9,6 +9,7 @@ import { RedisConnections } from '../redis/redis.providers';
 import { CommandHandlers, IDEMPOTENT_COMMANDS, LOCAL_COMMANDS } from './command-handlers';
 import type { CommandOutcome } from './command-outcome';
 import { IdempotencyStore } from './idempotency.store';
+import { RateLimiter } from './rate-limiter';
 
 export type AckCallback = (ack: Ack) => void;
 
@@ -47,7 +48,7 @@ export class CommandDispatcher {
       else if (!response.ok) socket.emit('command_error', { ...(id !== undefined ? { id } : {}), error: response.error });
     };
 
-    const limit = socket.data.limiter.take();
+    const limit = (socket.data.limiter ??= new RateLimiter(this.config.limits.commandsPerSecond)).take();
     if (limit.flood) {
       answer(failure(new ProtocolError(ErrorCode.RATE_LIMITED, 'command flood: connection closed', undefined, 1000)));
       this.logger.warn({ msg: 'closing a flooding connection', socketId: socket.id, userId: socket.data.auth.userId });

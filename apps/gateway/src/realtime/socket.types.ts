@@ -16,12 +16,16 @@ export interface SocketSubscription {
   ended: boolean;
 }
 
-/** What the gateway keeps on each socket (`socket.data`). */
+/**
+ * What the gateway keeps on each socket (`socket.data`). An idle socket holds little beyond
+ * its auth (shared by the sockets of one token): the rest is made on first use.
+ */
 export interface SocketData {
   auth: AuthContext;
-  subscriptions: Map<StreamName, SocketSubscription>;
-  limiter: RateLimiter;
-  expiryTimer?: NodeJS.Timeout;
+  /** From the first subscribe on. */
+  subscriptions?: Map<StreamName, SocketSubscription>;
+  /** From the first command on. */
+  limiter?: RateLimiter;
 }
 
 /** Pods talk through the backplane, never through Socket.IO's inter-server events. */

@@ -9,6 +9,7 @@ import type { GatewaySocket, SocketSubscription } from '../realtime/socket.types
 import { BackplaneSubscriber } from './backplane-subscriber';
 import { PendingSubscription } from './pending-subscription';
 import { PresenceService } from './presence.service';
+import { SnapshotReads } from './snapshot-reads';
 
 /** A pending subscription still not live after this long makes its feed resync. */
 const GO_LIVE_NUDGE_MS = 2_000;
@@ -28,6 +29,7 @@ const GO_LIVE_NUDGE_MS = 2_000;
 @Injectable()
 export class SubscriptionService {
   private readonly logger = new Logger('Subscriptions');
+  private readonly snapshots = new SnapshotReads((stream) => this.readSnapshot(stream));
 
   constructor(
     private readonly backplane: BackplaneSubscriber,
@@ -40,8 +42,9 @@ export class SubscriptionService {
   async subscribe(socket: GatewaySocket, payload: CommandPayload<'subscribe'>): Promise<CommandOutcome<CommandResult<'subscribe'>>> {
     const { stream } = payload;
     if (!canAccess(socket.data.auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
-    const previous = socket.data.subscriptions.get(stream);
-    if (!previous && socket.data.subscriptions.size >= this.config.limits.maxSubscriptions) {
+    const subscriptions = (socket.data.subscriptions ??= new Map());
+    const previous = subscriptions.get(stream);
+    if (!previous && subscriptions.size >= this.config.limits.maxSubscriptions) {
       throw new ProtocolError(ErrorCode.VALIDATION_FAILED, `at most ${this.config.limits.maxSubscriptions} subscriptions per connection`, [
         { field: 'stream', constraint: 'maxSubscriptions', message: 'unsubscribe from a stream first' },
       ]);
@@ -52,7 +55,7 @@ export class SubscriptionService {
     if (previous) this.end(socket, previous, { keepPresence: true });
 
     const subscription: SocketSubscription = { stream, pending: null, live: false, present: wasPresent, feed: false, ended: false };
-    socket.data.subscriptions.set(stream, subscription);
+    subscriptions.set(stream, subscription);
     this.metrics.subscriptions.inc();
     const gone = () => new ProtocolError(ErrorCode.CONFLICT, `the subscription to ${stream} ended before it was ready`);
 
@@ -73,13 +76,12 @@ export class SubscriptionService {
     subscription.pending = pending;
     feed.attach(pending);
 
+    const resume =
+      payload.sinceSeq !== undefined && payload.epoch !== undefined ? { sinceSeq: payload.sinceSeq, epoch: payload.epoch, lastId: payload.lastId } : undefined;
     let catchUp: CatchUp;
     try {
-      const resume =
-        payload.sinceSeq !== undefined && payload.epoch !== undefined
-          ? { sinceSeq: payload.sinceSeq, epoch: payload.epoch, lastId: payload.lastId }
-          : undefined;
-      catchUp = await this.history.catchUp(stream, resume);
+      // Step 3, started only now that the feed collects for this subscription.
+      catchUp = resume ? await this.history.catchUp(stream, resume) : await this.snapshots.snapshot(feed);
     } catch (error) {
       this.endIfCurrent(socket, subscription);
       throw error;
@@ -95,16 +97,14 @@ export class SubscriptionService {
       replayed: replay.length,
       ...(catchUp.mode === 'snapshot' ? { snapshot: catchUp.state } : {}),
     };
-    if (catchUp.mode === 'snapshot' && catchUp.tailLength >= 2 * this.history.retention.checkpointEvery) {
-      void this.history.compact(stream).catch((error: unknown) => this.logger.warn({ msg: 'compaction failed', stream, err: String(error) }));
-    }
+    if (resume && catchUp.mode === 'snapshot') this.compactIfLong(stream, catchUp);
 
     return {
       result,
       afterAck: () => {
         if (subscription.ended) return;
         for (const event of replay) socket.emit('event', event);
-        this.metrics.eventsDelivered.inc({ path: 'replay' }, replay.length);
+        if (replay.length > 0) this.metrics.eventsDelivered.inc({ path: 'replay' }, replay.length);
         feed.cover(pending, catchUp.epoch, catchUp.seq);
         if (!subscription.live) this.nudgeIfStuck(socket, subscription);
       },
@@ -112,20 +112,33 @@ export class SubscriptionService {
     };
   }
 
+  /** A snapshot read, shared by the subscribes that want one at the same time (see SnapshotReads). */
+  private async readSnapshot(stream: StreamName): Promise<CatchUp> {
+    const catchUp = await this.history.catchUp(stream);
+    if (catchUp.mode === 'snapshot') this.compactIfLong(stream, catchUp);
+    return catchUp;
+  }
+
+  /** A snapshot that had to fold a long tail makes a new checkpoint, so the next ones need not. */
+  private compactIfLong(stream: StreamName, catchUp: Extract<CatchUp, { mode: 'snapshot' }>): void {
+    if (catchUp.tailLength < 2 * this.history.retention.checkpointEvery) return;
+    void this.history.compact(stream).catch((error: unknown) => this.logger.warn({ msg: 'compaction failed', stream, err: String(error) }));
+  }
+
   /** Leaves the stream (no-op when not subscribed). Returns whether there was a subscription. */
   unsubscribe(socket: GatewaySocket, stream: StreamName): boolean {
-    const subscription = socket.data.subscriptions.get(stream);
+    const subscription = socket.data.subscriptions?.get(stream);
     if (!subscription) return false;
     this.end(socket, subscription);
     return true;
   }
 
   unsubscribeAll(socket: GatewaySocket): void {
-    for (const subscription of [...socket.data.subscriptions.values()]) this.end(socket, subscription);
+    for (const subscription of [...(socket.data.subscriptions?.values() ?? [])]) this.end(socket, subscription);
   }
 
   private endIfCurrent(socket: GatewaySocket, subscription: SocketSubscription): void {
-    if (socket.data.subscriptions.get(subscription.stream) === subscription) this.end(socket, subscription);
+    if (socket.data.subscriptions?.get(subscription.stream) === subscription) this.end(socket, subscription);
   }
 
   /** Ends one subscription: out of the map and the room, its pending and feed reference given back. */
@@ -133,7 +146,7 @@ export class SubscriptionService {
     if (subscription.ended) return;
     subscription.ended = true;
     const { stream } = subscription;
-    if (socket.data.subscriptions.get(stream) === subscription) socket.data.subscriptions.delete(stream);
+    if (socket.data.subscriptions?.get(stream) === subscription) socket.data.subscriptions.delete(stream);
     this.metrics.subscriptions.dec();
     if (subscription.live) void socket.leave(stream);
     if (subscription.present && !keepPresence) this.presence.leave(stream, socket.data.auth.userId);
@@ -148,7 +161,7 @@ export class SubscriptionService {
   private goLive(socket: GatewaySocket, subscription: SocketSubscription, tail: Envelope[]): void {
     if (subscription.ended || socket.disconnected) return;
     for (const event of tail) socket.emit('event', event);
-    this.metrics.eventsDelivered.inc({ path: 'catch_up' }, tail.length);
+    if (tail.length > 0) this.metrics.eventsDelivered.inc({ path: 'catch_up' }, tail.length);
     void socket.join(subscription.stream);
     subscription.pending = null;
     subscription.live = true;

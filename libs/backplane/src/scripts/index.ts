@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { CATCH_UP_LUA } from './catch-up.lua';
 import { COMMAND_SETTLE_LUA } from './command-record.lua';
 import { TRANSITION_LUA } from './domain.lua';
-import { PRESENCE_BEAT_LUA, PRESENCE_JOIN_LUA, PRESENCE_LEAVE_LUA, PRESENCE_LIST_LUA } from './presence.lua';
+import { PRESENCE_APPLY_LUA, PRESENCE_BEAT_LUA, PRESENCE_LIST_LUA } from './presence.lua';
 import { PUBLISH_LUA } from './publish.lua';
 import { WRITE_CHECKPOINT_LUA } from './write-checkpoint.lua';
 
@@ -18,8 +18,7 @@ const SCRIPTS = {
   rtPublishV3: { lua: PUBLISH_LUA },
   rtCatchUpV2: { numberOfKeys: 3, lua: CATCH_UP_LUA },
   rtWriteCheckpointV1: { numberOfKeys: 3, lua: WRITE_CHECKPOINT_LUA },
-  rtPresenceJoinV1: { numberOfKeys: 3, lua: PRESENCE_JOIN_LUA },
-  rtPresenceLeaveV1: { numberOfKeys: 3, lua: PRESENCE_LEAVE_LUA },
+  rtPresenceApplyV1: { numberOfKeys: 3, lua: PRESENCE_APPLY_LUA },
   rtPresenceBeatV1: { numberOfKeys: 3, lua: PRESENCE_BEAT_LUA },
   rtPresenceListV1: { numberOfKeys: 3, lua: PRESENCE_LIST_LUA },
   rtCommandSettleV1: { numberOfKeys: 1, lua: COMMAND_SETTLE_LUA },

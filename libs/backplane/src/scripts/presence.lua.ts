@@ -61,33 +61,39 @@ local function keepAlive()
 end
 `;
 
-/** ARGV[5] podId, ARGV[6] userId. Returns the user's connection count across pods. */
-export const PRESENCE_JOIN_LUA = `${PRELUDE}
-local pod, user = ARGV[5], ARGV[6]
+/**
+ * ARGV[5] podId, then pairs userId, change: the joins and leaves a pod gathered for the
+ * stream since its last write (a change of +3 is three connections joining). A leave never
+ * takes a user's count on the pod below zero. Returns 1.
+ */
+export const PRESENCE_APPLY_LUA = `${PRELUDE}
+local pod = ARGV[5]
 announce('left', prune())
-redis.call('ZADD', pods, now, pod)
-redis.call('HINCRBY', conns, pod .. '|' .. user, 1)
-local total = redis.call('HINCRBY', users, user, 1)
-if total == 1 then announce('joined', { user }) end
-keepAlive()
-return total
-`;
-
-/** ARGV[5] podId, ARGV[6] userId. Returns the user's remaining connection count. */
-export const PRESENCE_LEAVE_LUA = `${PRELUDE}
-local pod, user = ARGV[5], ARGV[6]
-announce('left', prune())
-local field = pod .. '|' .. user
-local here = tonumber(redis.call('HGET', conns, field) or '0')
-if here <= 0 then return tonumber(redis.call('HGET', users, user) or '0') end
-if here == 1 then redis.call('HDEL', conns, field) else redis.call('HINCRBY', conns, field, -1) end
-local total = redis.call('HINCRBY', users, user, -1)
-if total <= 0 then
-  redis.call('HDEL', users, user)
-  announce('left', { user })
-  total = 0
+local joinedUsers, leftUsers = {}, {}
+local joins = false
+for i = 6, #ARGV, 2 do
+  local user, delta = ARGV[i], tonumber(ARGV[i + 1])
+  local field = pod .. '|' .. user
+  local here = tonumber(redis.call('HGET', conns, field) or '0')
+  if delta < -here then delta = -here end
+  if delta > 0 then joins = true end
+  if delta ~= 0 then
+    if here + delta <= 0 then redis.call('HDEL', conns, field) else redis.call('HSET', conns, field, here + delta) end
+    local total = redis.call('HINCRBY', users, user, delta)
+    if total <= 0 then
+      redis.call('HDEL', users, user)
+      if total - delta > 0 then leftUsers[#leftUsers + 1] = user end
+    elseif total - delta <= 0 then
+      joinedUsers[#joinedUsers + 1] = user
+    end
+  end
 end
-return total
+-- A pod's counts can only be pruned once it is listed; its beats keep it there.
+if joins then redis.call('ZADD', pods, now, pod) end
+announce('joined', joinedUsers)
+announce('left', leftUsers)
+keepAlive()
+return 1
 `;
 
 /**

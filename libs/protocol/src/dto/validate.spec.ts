@@ -50,6 +50,24 @@ describe('validateCommandPayload', () => {
     expect(negative.ok ? [] : negative.violations.map((v) => v.constraint)).toEqual(['min']);
   });
 
+  it("answers a repeated flat payload as the first time, handing back the caller's own object", () => {
+    const first = { stream: 'bot:again', sinceSeq: 2, epoch: 'e' };
+    const second = { stream: 'bot:again', sinceSeq: 2, epoch: 'e' };
+    expect(validateCommandPayload('subscribe', first)).toEqual({ ok: true, value: first });
+    const again = validateCommandPayload('subscribe', second);
+    expect(again.ok && again.value).toBe(second);
+    // The same text under another command type is validated for that type.
+    expect(validateCommandPayload('unsubscribe', first).ok).toBe(false);
+
+    const bad = () => validateCommandPayload('subscribe', { stream: 'bot:again', sinceSeq: -2 });
+    expect(bad()).toEqual(bad());
+    expect(bad().ok).toBe(false);
+    // Numbers whose JSON text names another value are validated each time.
+    expect(validateCommandPayload('subscribe', { stream: 'bot:again', sinceSeq: Number.NaN }).ok).toBe(false);
+    expect(validateCommandPayload('subscribe', { stream: 'bot:again', sinceSeq: null }).ok).toBe(false);
+    expect(validateCommandPayload('subscribe', { stream: 'bot:again', sinceSeq: -0 }).ok).toBe(true);
+  });
+
   it('validates nested DAG definitions and requires exactly one of dag and dagId', () => {
     const dag = { nodes: [{ id: 'a' }, { id: 'b', kind: 'task', config: { x: 1 } }], edges: [{ from: 'a', to: 'b' }] };
     expect(validateCommandPayload('start_execution', { dag, budgetUsd: 2 }).ok).toBe(true);

@@ -51,7 +51,41 @@ export const VALIDATOR_FAILED = 'validatable';
  * (`whitelistValidation`), and so is a payload that is not a plain object.
  */
 export function validateCommandPayload<T extends CommandType>(type: T, payload: unknown): PayloadValidation<T> {
-  return validateAs<CommandPayload<T>>(COMMAND_PAYLOAD_DTOS[type], payload, 'payload');
+  const key = flatPayloadKey(type, payload);
+  const known = key === undefined ? undefined : flatAnswers.get(key);
+  if (known !== undefined) return known === VALID ? { ok: true, value: payload as CommandPayload<T> } : { ok: false, violations: known };
+  const validation = validateAs<CommandPayload<T>>(COMMAND_PAYLOAD_DTOS[type], payload, 'payload');
+  if (key !== undefined) {
+    flatAnswers.set(key, validation.ok ? VALID : (Object.freeze(validation.violations.map((v) => Object.freeze(v))) as FieldViolation[]));
+    if (flatAnswers.size > FLAT_ANSWERS) flatAnswers.delete(flatAnswers.keys().next().value as string);
+  }
+  return validation;
+}
+
+/**
+ * Answers for flat payloads — every field a string, a boolean, null or a finite number — by
+ * command type and JSON text. Such a payload is all its JSON text says, and validation is a
+ * function of the payload, so a burst of identical commands (a pod's sockets resubscribing
+ * after a restart) is validated once. Anything nested, binary or large is validated each time.
+ */
+const flatAnswers = new Map<string, typeof VALID | FieldViolation[]>();
+const VALID = 'valid';
+const FLAT_ANSWERS = 1_024;
+const FLAT_MAX_FIELDS = 8;
+const FLAT_MAX_TEXT = 512;
+
+function flatPayloadKey(type: CommandType, payload: unknown): string | undefined {
+  if (!isJsonObject(payload)) return undefined;
+  const values = Object.values(payload);
+  if (values.length > FLAT_MAX_FIELDS) return undefined;
+  for (const value of values) {
+    if (value === null || typeof value === 'string' || typeof value === 'boolean') continue;
+    // -0 prints as 0, and NaN or Infinity as null: their text would name another payload.
+    if (typeof value === 'number' && Number.isFinite(value) && !Object.is(value, -0)) continue;
+    return undefined;
+  }
+  const text = JSON.stringify(payload);
+  return text.length > FLAT_MAX_TEXT ? undefined : `${type}\u0000${text}`;
 }
 
 /**
