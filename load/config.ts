@@ -71,6 +71,8 @@ export interface LoadConfig {
 export const MAX_PER_PROCESS = 18_000;
 /** Ephemeral ports per source address are 32768–60999; keep a margin for TIME_WAIT. */
 const MAX_PER_ADDRESS = 24_000;
+/** The default spread: sockets per source address (see addrCount). */
+const SOCKETS_PER_ADDRESS = 1_000;
 
 const DEFAULTS = {
   sockets: 50_000,
@@ -181,7 +183,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): LoadConfig 
   if (sides.length === 0 || sides.some((s) => s !== 'full' && s !== 'baseline')) throw new Error('--sides is full, baseline or full,baseline');
   const clients = num('clients', 1);
   const pods = num('pods', 1);
-  const addrCount = num('addrs', 0) || Math.max(2, Math.ceil(sockets / 12_000));
+  // Few sockets per address: bind() before connect() searches the address's ports linearly,
+  // and with ~8k of them taken (TIME_WAIT included) each connect costs the client ~1 ms of kernel CPU.
+  const addrCount = num('addrs', 0) || Math.min(200, Math.max(2, Math.ceil(sockets / SOCKETS_PER_ADDRESS)));
   const cfg: LoadConfig = {
     preset: preset || 'default',
     sockets,

@@ -37,6 +37,8 @@ export interface SideResult {
   round: number;
   connected: number;
   connectPerSec: number;
+  /** CPU-µs per socket connected and subscribed, over the connect phase, by process kind. */
+  connectCpu: ConnectCpu;
   idleRssPerSocketKb: number;
   idle: IdleCpu;
   clientRssPerSocketKb: number;
@@ -74,6 +76,22 @@ export interface IdleCpu {
 export function idleCpu(a: Snapshot, b: Snapshot): IdleCpu {
   const secs = (b.atUs - a.atUs) / 1e6;
   return { podUsPerSec: podCpuDelta(a, b) / secs, redisUsPerSec: (b.redisCpuUs - a.redisCpuUs) / secs };
+}
+
+export interface ConnectCpu {
+  podUsPerSocket: number;
+  clientUsPerSocket: number;
+  redisUsPerSocket: number;
+}
+
+/** Where a connect + subscribe's CPU goes: every process's CPU over the connect phase ÷ the sockets it brought. */
+export function connectCpu(a: Snapshot, b: Snapshot): ConnectCpu {
+  const sockets = Math.max(1, b.clients.ready - a.clients.ready);
+  return {
+    podUsPerSocket: podCpuDelta(a, b) / sockets,
+    clientUsPerSocket: (b.clientCpuUs - a.clientCpuUs) / sockets,
+    redisUsPerSocket: (b.redisCpuUs - a.redisCpuUs) / sockets,
+  };
 }
 
 function podCpuDelta(a: Snapshot, b: Snapshot): number {
@@ -158,6 +176,9 @@ export function markdown(cfg: LoadConfig, results: SideResult[], date: string, e
   const rows: Row[] = [
     ['Sockets connected and subscribed', (r) => r.connected, 0],
     ['Connect + subscribe rate, sockets/s', (r) => r.connectPerSec, 0],
+    ['… pods: CPU-µs per socket connected and subscribed', (r) => r.connectCpu.podUsPerSocket, 0],
+    ['… client processes: CPU-µs per socket', (r) => r.connectCpu.clientUsPerSocket, 0],
+    ['… Redis: CPU-µs per socket', (r) => r.connectCpu.redisUsPerSocket, 1],
     ['Idle RSS per socket (pods, RSS delta / sockets), KB', (r) => r.idleRssPerSocketKb, 1],
     ['Deliveries/s offered', () => offeredDeliveries(cfg), 0],
     ['Deliveries/s (steady phase)', (r) => r.steady.deliveriesPerSec, 0],

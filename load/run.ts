@@ -8,7 +8,7 @@ import { sleep } from '../bench/common';
 import { type LoadConfig, offeredDeliveries, parseConfig, type SideKey } from './config';
 import { DRILLS } from './drills';
 import { publishOnly } from './publish-only';
-import { errorCount, errorsByKind, idleCpu, markdown, phase, type SideResult } from './report';
+import { connectCpu, errorCount, errorsByKind, idleCpu, markdown, phase, type SideResult } from './report';
 import { LoadSystem, streamNames } from './system';
 
 /**
@@ -59,6 +59,7 @@ async function runSide(side: SideKey, cfg: LoadConfig, tokens: string[]): Promis
     const connectTimeoutMs = 120_000 + cfg.sockets * 20;
     await sys.eachClient('connect', {}, connectTimeoutMs);
     const connectMs = Date.now() - connectStarted;
+    const connected = await sys.snapshot();
     // Idle: every socket connected, nothing published; RSS settles, idle CPU is measured.
     await sleep(1_000);
     const idleFrom = await sys.snapshot();
@@ -127,6 +128,7 @@ async function runSide(side: SideKey, cfg: LoadConfig, tokens: string[]): Promis
       round: 0,
       connected: idle.clients.ready,
       connectPerSec: idle.clients.ready / (connectMs / 1000),
+      connectCpu: connectCpu(pre, connected),
       idleRssPerSocketKb,
       idle: idleCost,
       clientRssPerSocketKb: (idle.clients.rssKb - pre.clients.rssKb) / Math.max(1, idle.clients.ready),

@@ -245,7 +245,8 @@ export class LoadSystem {
     await this.eachClient('close').catch(() => undefined);
     const helpers = [...this.clients, ...this.publishers, ...this.proxyList];
     for (const helper of helpers) helper.kill();
-    await Promise.all(this.pods.map((p) => p.kill()));
+    // Pods started with node flags (a CPU profile) stop gracefully, so the profile is written.
+    await Promise.all(this.pods.map((p) => (process.env.POD_NODE_ARGS ? p.stop() : p.kill())));
     await Promise.all(helpers.map((h) => h.exited));
     this.redis.disconnect();
     await this.redisServer.dispose();

@@ -41,7 +41,9 @@ export class AppProcess {
   async start(): Promise<this> {
     const main = join(ROOT, 'dist', 'apps', this.kind, 'main.js');
     if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
-    const child = spawn(process.execPath, [main], {
+    // POD_NODE_ARGS: node flags for every app process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (not allowed in NODE_OPTIONS).
+    const nodeArgs = process.env.POD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const child = spawn(process.execPath, [...nodeArgs, main], {
       env: { PATH: process.env.PATH ?? '', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -89,6 +89,31 @@ describe('PresenceService', () => {
     expect(a.changes().filter((c) => c.left)).toEqual([]);
   });
 
+  it('lets a change that only moves a connection count wait, and sends it with the next write', async () => {
+    const a = await setup('pod-a');
+    const b = new PresenceService({ commands: redis } as unknown as RedisConnections, { serverId: 'pod-b', presenceBeatMs: 60_000 } as GatewayConfig);
+    a.presence.join(a.stream, 'gus');
+    await waitFor(async () => (await b.members(a.stream)).length === 1, { message: 'a new watcher written at once' });
+
+    const askedAt = Date.now();
+    a.presence.join(a.stream, 'gus');
+    const meanwhile = await b.members(a.stream);
+    // The count may wait up to a second; read well within it, the other pod still sees the old one.
+    if (Date.now() - askedAt < 800) expect(meanwhile).toEqual([{ userId: 'gus', connections: 1 }]);
+
+    a.presence.join(a.stream, 'hal');
+    await waitFor(async () => (await b.members(a.stream)).length === 2, { timeoutMs: 500, message: 'a new watcher does not wait for counts' });
+    expect(await b.members(a.stream)).toEqual([
+      { userId: 'gus', connections: 2 },
+      { userId: 'hal', connections: 1 },
+    ]);
+    expect(a.calls.filter((c) => c === 'rtPresenceApplyV1')).toHaveLength(2);
+
+    a.presence.leave(a.stream, 'gus');
+    await waitFor(async () => (await b.members(a.stream))[0]?.connections === 1, { timeoutMs: 5_000, message: 'a count alone arrives too' });
+    expect(a.changes().filter((c) => c.left)).toEqual([]);
+  });
+
   it('lets a beat supersede changes not written yet, so they never count twice', async () => {
     const { stream, presence } = await setup();
     presence.join(stream, 'fay');
