@@ -44,6 +44,8 @@ async function main(): Promise<void> {
     cpu: () => cpuNow(),
     sockets: () => io.engine.clientsCount,
   });
+  // No drain (socket.io has none), but a normal exit, so node flags such as --cpu-prof write their output.
+  process.once('SIGTERM', () => process.exit(0));
   process.send?.({ ready: true, port });
 }
 

@@ -317,7 +317,8 @@ async function gatewayPod(redisUrl: string, i: number): Promise<Pod> {
 
 async function baselinePod(redisUrl: string, i: number): Promise<Pod> {
   const launch = async () => {
-    const helper = fork(`baseline-${i + 1}`, join('..', 'bench', 'baseline-server.ts'), { REDIS_URL: redisUrl });
+    const nodeFlags = process.env.POD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+    const helper = fork(`baseline-${i + 1}`, join('..', 'bench', 'baseline-server.ts'), { REDIS_URL: redisUrl }, nodeFlags);
     const { port } = await helper.started(60_000);
     return { helper, url: `http://127.0.0.1:${Number(port)}` };
   };

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { hostname } from 'node:os';
 import { plainToInstance, type ClassConstructor } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 
@@ -51,3 +52,13 @@ export const toList = ({ value }: { value: unknown }): unknown =>
         .map((item) => item.trim())
         .filter((item) => item.length > 0)
     : value;
+
+/**
+ * A process's default identity in the fleet (SERVER_ID / WORKER_ID unset): its host name
+ * (the pod name on Kubernetes) made id-safe, and its pid, so two processes on one host differ.
+ */
+export function defaultProcessId(): string {
+  return `${hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .slice(0, 40)}-${process.pid}`;
+}

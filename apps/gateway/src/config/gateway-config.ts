@@ -1,6 +1,5 @@
-import { hostname } from 'node:os';
 import { type PublisherOptions, publisherOptionsFromEnv, type RetentionPolicy, retentionFromEnv } from '@app/backplane';
-import { loadConfig, redisUrlFromEnv } from '@app/runtime';
+import { defaultProcessId, loadConfig, redisUrlFromEnv } from '@app/runtime';
 import { GatewayEnv } from './gateway.env';
 
 /** The gateway's validated configuration, grouped for the services that use it. */
@@ -38,11 +37,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     port: e.PORT,
     host: e.HOST,
     redisUrl: redisUrlFromEnv(e),
-    serverId:
-      e.SERVER_ID ??
-      `${hostname()
-        .replace(/[^A-Za-z0-9_.-]/g, '-')
-        .slice(0, 40)}-${process.pid}`,
+    serverId: e.SERVER_ID ?? defaultProcessId(),
     jwt: {
       secret: e.JWT_SECRET,
       publicKeyFile: e.JWT_PUBLIC_KEY_FILE,

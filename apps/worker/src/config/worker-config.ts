@@ -1,8 +1,7 @@
-import { hostname } from 'node:os';
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
 import { BackplaneEnv, type PublisherOptions, publisherOptionsFromEnv, type RetentionPolicy, retentionFromEnv } from '@app/backplane';
-import { loadConfig, redisUrlFromEnv, toInt } from '@app/runtime';
+import { defaultProcessId, loadConfig, redisUrlFromEnv, toInt } from '@app/runtime';
 
 /** The worker's environment (beyond the shared {@link BackplaneEnv}). */
 export class WorkerEnv extends BackplaneEnv {
@@ -79,11 +78,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     port: e.PORT,
     host: e.HOST,
     redisUrl: redisUrlFromEnv(e),
-    workerId:
-      e.WORKER_ID ??
-      `${hostname()
-        .replace(/[^A-Za-z0-9_.-]/g, '-')
-        .slice(0, 40)}-${process.pid}`,
+    workerId: e.WORKER_ID ?? defaultProcessId(),
     agentRunConcurrency: e.AGENT_RUN_CONCURRENCY,
     dagConcurrency: e.DAG_CONCURRENCY,
     echoChunkDelayMs: e.ECHO_CHUNK_DELAY_MS,

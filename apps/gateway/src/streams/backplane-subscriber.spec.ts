@@ -1,0 +1,67 @@
+import { DEFAULT_RETENTION, StreamHistory, StreamPublisher, streamChannel } from '@app/backplane';
+import type { Envelope, StreamName } from '@app/protocol';
+import { acquireRedis, type AcquiredRedis, createRedis, type RedisClient, waitFor } from '@app/runtime';
+import type { GatewayConfig } from '../config/gateway-config';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import type { RedisConnections } from '../redis/redis.providers';
+import { BackplaneSubscriber } from './backplane-subscriber';
+
+/**
+ * The pod's backplane end against a real Redis: what reaches the fan-out when the channel
+ * subscription works, and the watchdog's repair when it silently does not (a sharded
+ * subscription a cluster's topology change left behind, here: taken away behind its back).
+ */
+let server: AcquiredRedis;
+let commands: RedisClient;
+let subscriber: RedisClient;
+let backplane: BackplaneSubscriber;
+let metrics: GatewayMetrics;
+const delivered: Envelope[] = [];
+
+beforeAll(async () => {
+  server = await acquireRedis({ ownServer: true, persistent: false });
+  commands = createRedis({ url: server.url, role: 'test' });
+  subscriber = createRedis({ url: server.url, role: 'test' });
+  metrics = new GatewayMetrics();
+  const redis = { commands, subscriber } as unknown as RedisConnections;
+  backplane = new BackplaneSubscriber(redis, new StreamHistory(commands, DEFAULT_RETENTION), metrics, { serverId: 'pod-watchdog' } as GatewayConfig);
+  backplane.attach({ deliver: (envelope) => delivered.push(envelope), presence: () => undefined });
+  backplane.onModuleInit();
+});
+afterAll(async () => {
+  await backplane.onApplicationShutdown();
+  await Promise.all([commands.quit(), subscriber.quit()]);
+  await server.release();
+});
+
+const seqs = (stream: StreamName) => delivered.filter((e) => e.stream === stream).map((e) => e.seq);
+const stalls = async () => (await metrics.feedStalls.get()).values[0]?.value ?? 0;
+
+describe('BackplaneSubscriber', () => {
+  it('hands a subscribed stream its events in order, and a quiet feed that lost its channel is caught up and resubscribed by the watchdog', async () => {
+    const stream: StreamName = 'bot:watchdog';
+    const publisher = new StreamPublisher(commands, DEFAULT_RETENTION);
+    const thinking = (i: number) => ({ type: 'thinking' as const, payload: { sessionId: 's', runId: 'r', content: `${i}` } });
+    await publisher.publish(stream, thinking(0));
+    await backplane.acquire(stream);
+
+    await publisher.publish(stream, thinking(1));
+    await waitFor(() => seqs(stream).length === 1, { message: 'live event delivered' });
+    expect(seqs(stream)).toEqual([2]);
+
+    // The channel subscription goes away without the pod knowing: events stop arriving.
+    await subscriber.sunsubscribe(streamChannel(stream));
+    const stallsBefore = await stalls();
+    for (let i = 2; i <= 4; i++) await publisher.publish(stream, thinking(i));
+
+    // Within a watchdog period or two the feed reads its head, catches up from history, and subscribes again.
+    await waitFor(() => seqs(stream).length === 4, { timeoutMs: 15_000, message: 'the quiet feed caught up' });
+    expect(seqs(stream)).toEqual([2, 3, 4, 5]);
+    expect(await stalls()).toBe(stallsBefore + 1);
+
+    await publisher.publish(stream, thinking(5));
+    await waitFor(() => seqs(stream).length === 5, { timeoutMs: 3_000, message: 'live again after the resubscribe' });
+    expect(seqs(stream)).toEqual([2, 3, 4, 5, 6]);
+    backplane.release(stream);
+  });
+});
