@@ -12,7 +12,8 @@ import { cpuNow, serveRequests } from '../bench/common';
 async function main(): Promise<void> {
   const target = Number(process.env.PROXY_TARGET_PORT);
   if (!target) throw new Error('PROXY_TARGET_PORT is required');
-  const proxy = await TcpProxy.start({ target: { port: target } });
+  const sourceAddresses = (process.env.PROXY_SOURCE_ADDRESSES ?? '').split(',').filter(Boolean);
+  const proxy = await TcpProxy.start({ target: { port: target }, sourceAddresses });
 
   serveRequests({
     stats: () => ({ ...proxy.stats, open: proxy.connections().length, cpu: cpuNow() }),

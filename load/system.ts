@@ -64,6 +64,9 @@ export interface Snapshot {
   clients: ClientStats;
 }
 
+/** Source addresses per TCP proxy process for its connections to the pod (it forwards ≤ ~8k). */
+const PROXY_SOURCE_ADDRESSES = 8;
+
 export class LoadSystem {
   /** Per pod, the TCP proxy processes in front of it, once a network drill started them. */
   proxies: HelperProcess[][] | null = null;
@@ -133,8 +136,15 @@ export class LoadSystem {
    */
   async startProxies(perPod: number): Promise<void> {
     if (this.proxies) return;
+    // Each proxy connects to its pod from its own source addresses (127.0.<2 + proxy>.1–8), ≤ ~1k
+    // connections each: from one address, ~14k connections to one port make every connect() slow.
     this.proxies = this.pods.map((pod, j) =>
-      Array.from({ length: perPod }, (_, m) => fork(`proxy-${j + 1}.${m + 1}`, 'proxy-worker.ts', { PROXY_TARGET_PORT: String(new URL(pod.url).port) })),
+      Array.from({ length: perPod }, (_, m) =>
+        fork(`proxy-${j + 1}.${m + 1}`, 'proxy-worker.ts', {
+          PROXY_TARGET_PORT: String(new URL(pod.url).port),
+          PROXY_SOURCE_ADDRESSES: Array.from({ length: PROXY_SOURCE_ADDRESSES }, (_, a) => `127.0.${2 + j * perPod + m}.${a + 1}`).join(','),
+        }),
+      ),
     );
     this.proxyUrls = await Promise.all(this.proxies.map((group) => Promise.all(group.map(async (p) => String((await p.started(60_000)).url)))));
     await this.announcePods();
