@@ -78,6 +78,10 @@ describe('the realtime path', () => {
     await waitFor(() => b.events.some((e) => e.type === 'done'), { message: 'done' });
     const done = b.events.filter((e) => e.type === 'done');
     expect(done.map((e) => (e.payload as { status: string }).status)).toEqual(['cancelled']);
+    // The (coalesced) chunks streamed before the cancel are a prefix of the reply, all before `done`.
+    const streamed = b.events.filter((e) => e.type === 'message' && (e.payload as { role: string }).role === 'assistant');
+    expect(`Echo: ${'x'.repeat(2000)}`.startsWith(streamed.map((e) => (e.payload as { content: string }).content).join(''))).toBe(true);
+    expect(b.events.at(-1)?.type).toBe('done');
     // The run ended: no further events, and cancelling again is a conflict.
     const again = await a.command('cancel', { runId: ack.result.runId });
     expect(again).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });

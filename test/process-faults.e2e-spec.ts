@@ -356,6 +356,8 @@ describe('the worker shutdown deadline', () => {
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       expect(dones().map((e) => e.payload)).toEqual([expect.objectContaining({ runId: ack.result.runId, status: 'failed' })]);
       expect(chunks()).toBeLessThan(20);
+      // What the first worker had streamed left before it let go of the run: nothing follows `done`.
+      expect(socket.events.filter((e) => (e.payload as { runId?: string }).runId === ack.result.runId).at(-1)?.type).toBe('done');
     } finally {
       socket.close();
     }

@@ -58,7 +58,11 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     const run = await this.store.getRun(data.runId);
     if (!run || FINISHED_RUN.has(run.status)) return 'skipped';
     // `done` is published under an idempotency key: whatever retries happen, a run ends once.
-    const publish = (event: BotEvent) => this.sink.bot(data.botId, event, event.type === 'done' ? { idempotencyKey: `run-done.${data.runId}` } : {});
+    // Every event of the run goes through one coalescer, so its streamed chunks leave merged and in order.
+    const out = this.sink.coalescer((event: BotEvent) =>
+      this.sink.bot(data.botId, event, event.type === 'done' ? { idempotencyKey: `run-done.${data.runId}` } : {}),
+    );
+    const publish = (event: BotEvent) => out.publish(event);
     const end = async (status: 'cancelled' | 'failed', message?: string) => {
       if (message) await publish({ type: 'error', payload: { sessionId: data.sessionId, runId: data.runId, code: 'RUN_FAILED', message } });
       await publish({ type: 'done', payload: { sessionId: data.sessionId, runId: data.runId, replyToId: data.messageId, status } });
@@ -83,7 +87,13 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
       await this.store.setRunStatus(data.runId, status);
       return status;
     } catch (error) {
-      if (error instanceof HandedBack) throw error;
+      if (error instanceof HandedBack) {
+        // The text streamed so far leaves before the job does: the next worker's `done` must come after it.
+        await out
+          .flush()
+          .catch((flushError: unknown) => this.logger.warn({ msg: 'streamed text lost at hand-back', runId: data.runId, err: String(flushError) }));
+        throw error;
+      }
       this.logger.error({ msg: 'run failed', runId: data.runId, err: error instanceof Error ? error.stack : String(error) });
       return end('failed', 'the run failed');
     } finally {

@@ -13,8 +13,9 @@ const CHUNK = 6;
 
 /**
  * The built-in bot that makes the whole path run without a model provider: it answers
- * every message with `Echo: <message>`, streamed in chunks that share one `messageId`,
- * then reports usage and exactly one `done`. A cancel stops it between chunks and the run
+ * every message with `Echo: <message>`, streamed in chunks that share one `messageId` (the
+ * processor's DeltaCoalescer may merge neighbours into one delta), then reports usage and
+ * exactly one `done`. A cancel stops it between chunks and the run
  * ends `cancelled`. When `handBack` aborts (the worker's shutdown deadline) it stops between
  * chunks too, but throws {@link HandedBack} and publishes nothing more: the run is not its to end.
  * Real providers, tools and approvals replace it in a later issue.

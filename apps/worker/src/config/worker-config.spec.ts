@@ -7,6 +7,14 @@ describe('loadWorkerConfig', () => {
     expect(config).toMatchObject({ redisUrl: 'redis://127.0.0.1:1', agentRunConcurrency: 7, retention: { maxEvents: 99 } });
   });
 
+  it('coalesces message deltas for 50 ms unless told otherwise; 0 turns it off, a negative or fractional window is refused', () => {
+    expect(loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1' }).messageCoalesceMs).toBe(50);
+    expect(loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', MESSAGE_COALESCE_MS: '0' }).messageCoalesceMs).toBe(0);
+    for (const bad of ['-1', '2.5', 'soon', '5000']) {
+      expect(() => loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', MESSAGE_COALESCE_MS: bad })).toThrow(/MESSAGE_COALESCE_MS/);
+    }
+  });
+
   it('names the bad variables', () => {
     expect(() => loadWorkerConfig({ AGENT_RUN_CONCURRENCY: 'many' })).toThrow(ConfigError);
     expect(() => loadWorkerConfig({ AGENT_RUN_CONCURRENCY: 'many' })).toThrow(/REDIS_URL[\s\S]*AGENT_RUN_CONCURRENCY|AGENT_RUN_CONCURRENCY[\s\S]*REDIS_URL/);

@@ -40,6 +40,16 @@ export class WorkerEnv extends BackplaneEnv {
   @Max(60_000)
   ECHO_CHUNK_DELAY_MS = 25;
 
+  /**
+   * A run's streamed `message` chunks published within this window go as one delta (fewer
+   * events for Redis and the dashboards, up to this much later on screen); 0: one event per chunk.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(1_000)
+  MESSAGE_COALESCE_MS = 50;
+
   /** How long the echo DAG engine works on a node without its own `config.durationMs`. */
   @Transform(toInt)
   @IsInt()
@@ -64,6 +74,7 @@ export interface WorkerConfig {
   dagConcurrency: number;
   echoChunkDelayMs: number;
   echoNodeMs: number;
+  messageCoalesceMs: number;
   shutdownTimeoutMs: number;
   retention: RetentionPolicy;
   publisher: PublisherOptions;
@@ -83,6 +94,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     dagConcurrency: e.DAG_CONCURRENCY,
     echoChunkDelayMs: e.ECHO_CHUNK_DELAY_MS,
     echoNodeMs: e.ECHO_NODE_MS,
+    messageCoalesceMs: e.MESSAGE_COALESCE_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     retention: retentionFromEnv(e),
     publisher: publisherOptionsFromEnv(e),
