@@ -3,7 +3,7 @@ import type { Envelope, StreamName } from '@app/protocol';
 import { acquireRedis, type AcquiredRedis, createRedis, waitFor } from '@app/runtime';
 import type { RedisClient } from '@app/runtime';
 import { PendingSubscription } from './pending-subscription';
-import { StreamFeed } from './stream-feed';
+import { RECENT_EVENTS, StreamFeed } from './stream-feed';
 
 /**
  * The feed against real Redis history. Messages are handed to `receive` by hand, as the
@@ -179,5 +179,46 @@ describe('StreamFeed', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(delivered).toEqual(['e2:4']);
     expect(feed.position).toEqual({ epoch: 'e2', seq: 4 });
+  });
+
+  it('answers a resume from the events it holds, exactly, and leaves every other one to history', async () => {
+    const { feed, publish, published } = await setup(3);
+    await publish(5);
+    for (const e of published.slice(3)) feed.receive(e);
+    const epoch = feed.position.epoch as string;
+    const seqs = (answer: ReturnType<StreamFeed['replayFrom']>) => answer && { seq: answer.seq, events: answer.events.map((e) => e.seq) };
+
+    expect(seqs(feed.replayFrom({ sinceSeq: 5, epoch }))).toEqual({ seq: 8, events: [6, 7, 8] });
+    expect(seqs(feed.replayFrom({ sinceSeq: 5, epoch, lastId: published[4].id }))).toEqual({ seq: 8, events: [6, 7, 8] });
+    expect(seqs(feed.replayFrom({ sinceSeq: 8, epoch, lastId: published[7].id }))).toEqual({ seq: 8, events: [] });
+    // Its events start at 4 (it was primed at 3): 3 can resume without lastId, not with one.
+    expect(seqs(feed.replayFrom({ sinceSeq: 3, epoch }))).toEqual({ seq: 8, events: [4, 5, 6, 7, 8] });
+    expect(feed.replayFrom({ sinceSeq: 3, epoch, lastId: published[2].id })).toBeNull();
+    expect(feed.replayFrom({ sinceSeq: 2, epoch })).toBeNull();
+    // A different event at sinceSeq (a diverged history), another epoch, or a position ahead: history decides.
+    expect(feed.replayFrom({ sinceSeq: 5, epoch, lastId: published[3].id })).toBeNull();
+    expect(feed.replayFrom({ sinceSeq: 5, epoch: 'another-epoch' })).toBeNull();
+    expect(feed.replayFrom({ sinceSeq: 9, epoch })).toBeNull();
+  });
+
+  it('does not answer from memory while it repairs a gap, and does once it has', async () => {
+    const { feed, publish, published, delivered } = await setup(0);
+    await publish(4);
+    feed.receive(published[0]);
+    feed.receive(published[3]);
+    const epoch = feed.position.epoch as string;
+    expect(feed.replayFrom({ sinceSeq: 1, epoch })).toBeNull();
+    await waitFor(() => delivered.length === 4, { message: 'gap repaired' });
+    expect(feed.replayFrom({ sinceSeq: 1, epoch })?.events.map((e) => e.seq)).toEqual([2, 3, 4]);
+  });
+
+  it('keeps a bounded window of recent events', async () => {
+    const { feed, publish, published } = await setup(0);
+    await publish(RECENT_EVENTS * 2 + 10);
+    for (const e of published) feed.receive(e);
+    const epoch = feed.position.epoch as string;
+    const last = published.length;
+    expect(feed.replayFrom({ sinceSeq: last - RECENT_EVENTS, epoch })?.events).toHaveLength(RECENT_EVENTS);
+    expect(feed.replayFrom({ sinceSeq: 0, epoch })).toBeNull();
   });
 });

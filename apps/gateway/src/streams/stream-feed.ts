@@ -1,3 +1,4 @@
+import type { CatchUp, ResumePoint } from '@app/backplane';
 import type { Envelope, StreamName } from '@app/protocol';
 import type { PendingSubscription } from './pending-subscription';
 
@@ -15,6 +16,14 @@ export interface FeedPorts {
 
 /** Events the pod fills from history at once; a longer gap is left to clients (they resync). */
 const MAX_REPAIR = 1_000;
+
+/**
+ * The feed's newest delivered events it keeps, so a socket that comes back a little behind
+ * (a pod killed, a network drop, a client's reconnect) is replayed from memory instead of a
+ * Redis read per socket: a reconnect storm's resubscribes then cost the pod no round trip and
+ * Redis nothing. 128 covers tens of seconds of a busy bot's coalesced stream.
+ */
+export const RECENT_EVENTS = 128;
 
 /**
  * A pod's view of one stream's live channel: it turns the raw backplane messages into an
@@ -38,6 +47,8 @@ export class StreamFeed {
   /** Epochs this feed delivered and then left: a catch-up on one of them is behind the feed. */
   private readonly pastEpochs = new Set<string>();
   private readonly pendings = new Set<PendingSubscription>();
+  /** The newest delivered events of the current epoch, contiguous, ending at `lastSeq` (or empty). */
+  private recent: Envelope[] = [];
 
   constructor(
     readonly stream: StreamName,
@@ -111,11 +122,41 @@ export class StreamFeed {
     this.tryGoLive(pending);
   }
 
+  /**
+   * A resubscribe answered from the events this feed holds, when that is exact: the feed is
+   * on the resume's epoch, caught up (nothing waits or repairs, so `position` is what it has
+   * delivered), and holds every event after `sinceSeq` — and the one at `sinceSeq` too when
+   * the client names it by `lastId`, which must match (PROTOCOL.md §5). Otherwise null: the
+   * caller reads history. Call in the same tick as the subscription starts collecting from
+   * this feed; the answer's position is the feed's, so the pending subscription goes live at once.
+   */
+  replayFrom(resume: ResumePoint): Extract<CatchUp, { mode: 'replay' }> | null {
+    if (!this.primed || this.repairing || this.waiting.length > 0 || this.target) return null;
+    if (this.epoch === null || resume.epoch !== this.epoch || resume.sinceSeq > this.lastSeq || resume.sinceSeq < 0) return null;
+    const first = this.recent.length > 0 ? this.recent[0].seq : this.lastSeq + 1;
+    if (resume.lastId !== undefined) {
+      // The client's event at sinceSeq must be here to compare; a divergence means a snapshot.
+      if (resume.sinceSeq < first) return null;
+      if (this.recent[resume.sinceSeq - first].id !== resume.lastId) return null;
+    } else if (resume.sinceSeq + 1 < first) {
+      return null;
+    }
+    return { mode: 'replay', epoch: this.epoch, seq: this.lastSeq, events: this.recent.slice(resume.sinceSeq + 1 - first) };
+  }
+
   private emit(envelope: Envelope): void {
+    this.remember(envelope);
     this.lastSeq = envelope.seq;
     for (const pending of this.pendings) pending.buffer.push(envelope);
     this.ports.deliver(envelope);
     for (const pending of this.pendings) this.tryGoLive(pending);
+  }
+
+  private remember(envelope: Envelope): void {
+    if (envelope.seq !== this.lastSeq + 1) this.recent = [];
+    this.recent.push(envelope);
+    // Trimmed in steps, not per event: a shift of a 128-slot array on every event adds up.
+    if (this.recent.length > 2 * RECENT_EVENTS) this.recent = this.recent.slice(-RECENT_EVENTS);
   }
 
   private tryGoLive(pending: PendingSubscription): void {
@@ -153,6 +194,7 @@ export class StreamFeed {
     if (this.pastEpochs.size > 8) this.pastEpochs.delete(this.pastEpochs.values().next().value as string);
     this.epoch = epoch;
     this.lastSeq = base;
+    this.recent = [];
   }
 
   /**
@@ -233,6 +275,7 @@ export class StreamFeed {
     const missing = toSeq - this.lastSeq;
     if (missing > MAX_REPAIR) {
       this.lastSeq = toSeq;
+      this.recent = [];
       this.ports.onGap(this.stream, 'lost', missing);
       this.tryGoLiveAll();
       return;
@@ -240,7 +283,10 @@ export class StreamFeed {
     const events = (await this.ports.range(this.stream, this.lastSeq + 1, toSeq)).filter((e) => e.epoch === this.epoch && e.seq > this.lastSeq);
     // Retention trimmed the start of the gap: skip what is gone, deliver what is still there.
     const lost = events.length > 0 ? events[0].seq - this.lastSeq - 1 : toSeq - this.lastSeq;
-    if (lost > 0) this.lastSeq += lost;
+    if (lost > 0) {
+      this.lastSeq += lost;
+      this.recent = [];
+    }
     for (const event of events) if (event.seq === this.lastSeq + 1) this.emit(event);
     this.ports.onGap(this.stream, lost > 0 ? 'lost' : 'repaired', missing);
     this.tryGoLiveAll();

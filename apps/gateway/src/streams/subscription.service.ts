@@ -19,7 +19,8 @@ const GO_LIVE_NUDGE_MS = 2_000;
  * what makes it exact under a publish storm:
  *   1. the pod's feed for the stream is subscribed on the backplane (confirmed by Redis);
  *   2. a {@link PendingSubscription} starts collecting what the feed delivers;
- *   3. one atomic read gives the replay or the snapshot at position S;
+ *   3. one atomic read gives the replay or the snapshot at position S (or the feed answers a
+ *      resume from the events it holds, at its own position S, without a read);
  *   4. after the ack: replayed events, then the buffered events after S, then the join —
  *      in one tick, so the room's next event is the first one the socket has not seen.
  * A subscription is in `socket.data.subscriptions` from its first line, so an unsubscribe,
@@ -78,17 +79,19 @@ export class SubscriptionService {
 
     const resume =
       payload.sinceSeq !== undefined && payload.epoch !== undefined ? { sinceSeq: payload.sinceSeq, epoch: payload.epoch, lastId: payload.lastId } : undefined;
-    let catchUp: CatchUp;
+    // Step 3, started only now that the feed collects for this subscription: a resume the
+    // feed can answer from the events it holds costs no read; any other, one.
+    let catchUp: CatchUp | null = resume ? feed.replayFrom(resume) : null;
+    const fromFeed = catchUp !== null;
     try {
-      // Step 3, started only now that the feed collects for this subscription.
-      catchUp = resume ? await this.history.catchUp(stream, resume) : await this.snapshots.snapshot(feed);
+      catchUp ??= resume ? await this.history.catchUp(stream, resume) : await this.snapshots.snapshot(feed);
     } catch (error) {
       this.endIfCurrent(socket, subscription);
       throw error;
     }
     if (subscription.ended) throw gone();
 
-    this.metrics.catchUps.inc({ mode: catchUp.mode, reason: catchUp.mode === 'snapshot' ? catchUp.reason : 'resume' });
+    this.metrics.catchUps.inc({ mode: catchUp.mode, reason: catchUp.mode === 'snapshot' ? catchUp.reason : fromFeed ? 'resume_from_feed' : 'resume' });
     const replay: Envelope[] = catchUp.mode === 'replay' ? catchUp.events : [];
     const result: CommandResult<'subscribe'> = {
       stream,
