@@ -132,6 +132,36 @@ describe('the realtime path', () => {
     expect(seqsOf(b.events, stream)).toEqual(range(6, 10));
   });
 
+  it('answers a reconnect from the pod feed when the pod already carries the stream, with the same replay', async () => {
+    const stream = 'bot:replay-feed-1';
+    const publisher = system.publisher();
+    const thinking = (i: number): BotEvent => ({ type: 'thinking', payload: { sessionId: 's', runId: 'r', content: `${i}` } });
+    // A watcher keeps pod 1's feed of the stream alive; the reconnecting client comes back there.
+    const watcher = await connect(1);
+    await watcher.command('subscribe', { stream });
+    const a = await connect(0);
+    await a.command('subscribe', { stream });
+    for (const i of range(1, 3)) await publisher.publish(stream, thinking(i));
+    await waitFor(() => a.events.length === 3 && watcher.events.length === 3);
+    const last = a.events[2];
+    a.close();
+    for (const i of range(4, 6)) await publisher.publish(stream, thinking(i));
+    await waitFor(() => watcher.events.length === 6);
+
+    const fromFeed = async () => {
+      const text = await (await fetch(`${system.gateways[1].url}/metrics`, { headers: { connection: 'close' } })).text();
+      return Number(/rtgw_subscribe_catchups_total\{mode="replay",reason="resume_from_feed"\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await fromFeed();
+    const b = await connect(1);
+    const ack = await b.command('subscribe', { stream, sinceSeq: last.seq, epoch: last.epoch, lastId: last.id });
+    expect(ack).toEqual({ ok: true, result: { stream, epoch: last.epoch, seq: 6, replayed: 3 } });
+    expect(await fromFeed()).toBe(before + 1);
+    await publisher.publish(stream, thinking(7));
+    await waitFor(() => b.events.length === 4);
+    expect(b.events).toEqual(watcher.events.slice(3));
+  });
+
   it('answers a lastId that does not match history with a fresh snapshot', async () => {
     const stream = 'bot:diverged-1';
     const publisher = system.publisher();
