@@ -208,15 +208,6 @@ export class DomainStore {
     return raw ? (JSON.parse(raw) as BotSettings) : null;
   }
 
-  /**
-   * Marks a pending decision resolved; false when another resolved it first (first one
-   * wins). `owner` (the job id) makes a retry of the winning job succeed again.
-   */
-  async resolveDecision(kind: 'approval' | 'plan', id: string, owner = ''): Promise<boolean> {
-    const key = decisionKey(kind, id);
-    return (await this.transition(key, 'status', 'resolved', ['pending'], owner)) !== null;
-  }
-
   async createExecution(executionId: string, userId: string): Promise<boolean> {
     const key = domainKeys.execution(executionId);
     const created = await this.redis.hsetnx(key, 'status', 'queued');

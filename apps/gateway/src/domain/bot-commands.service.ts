@@ -1,7 +1,7 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
-import { type AgentControlJob, type AgentRunJob, derivedId, DomainStore, FINISHED_RUN, QUEUES } from '@app/backplane';
+import { type AgentControlJob, type AgentRunJob, type DecisionAnswer, derivedId, DomainStore, FINISHED_RUN, QUEUES } from '@app/backplane';
 import { botStream, type CommandPayload, type CommandResult, ErrorCode, ProtocolError } from '@app/protocol';
 import { canAccess, type AuthContext } from '../auth/auth-context';
 import { SessionsService } from './sessions.service';
@@ -70,7 +70,9 @@ export class BotCommands {
   }
 
   async approval({ auth, commandId }: CommandIdentity, p: CommandPayload<'approval'>): Promise<CommandResult<'approval'>> {
-    await this.requirePending('approval', p.approvalId, auth);
+    const jobId = derivedId('approval', auth.userId, commandId);
+    const note = p.note !== undefined ? { note: p.note } : {};
+    await this.decide(p.approvalId, { kind: 'approval', approved: p.approved, ...note, resolvedBy: auth.userId }, jobId, auth);
     const job: AgentControlJob = {
       kind: 'approval',
       approvalId: p.approvalId,
@@ -78,12 +80,15 @@ export class BotCommands {
       userId: auth.userId,
       ...(p.note !== undefined ? { note: p.note } : {}),
     };
-    await this.control.add('approval', job, { jobId: derivedId('approval', auth.userId, commandId) });
+    await this.control.add('approval', job, { jobId });
     return {};
   }
 
   async planResponse({ auth, commandId }: CommandIdentity, p: CommandPayload<'plan_response'>): Promise<CommandResult<'plan_response'>> {
-    await this.requirePending('plan', p.planId, auth);
+    const jobId = derivedId('plan', auth.userId, commandId);
+    const plan = p.plan !== undefined ? { plan: p.plan } : {};
+    const feedback = p.feedback !== undefined ? { feedback: p.feedback } : {};
+    await this.decide(p.planId, { kind: 'plan', response: p.response, ...plan, ...feedback, resolvedBy: auth.userId }, jobId, auth);
     const job: AgentControlJob = {
       kind: 'plan_response',
       planId: p.planId,
@@ -92,7 +97,7 @@ export class BotCommands {
       ...(p.plan !== undefined ? { plan: p.plan } : {}),
       ...(p.feedback !== undefined ? { feedback: p.feedback } : {}),
     };
-    await this.control.add('plan_response', job, { jobId: derivedId('plan', auth.userId, commandId) });
+    await this.control.add('plan_response', job, { jobId });
     return {};
   }
 
@@ -103,11 +108,19 @@ export class BotCommands {
     return { sessionId };
   }
 
-  private async requirePending(kind: 'approval' | 'plan', id: string, auth: AuthContext): Promise<void> {
-    const decision = await this.store.getDecision(kind, id);
-    if (!decision) throw new ProtocolError(ErrorCode.NOT_FOUND, `no ${kind} ${id}`);
+  /**
+   * Records the answer here, atomically, before the control job is queued: of two answers
+   * racing on two pods exactly one wins and the other is told CONFLICT at once. The control
+   * job's id owns the answer, so a retried command (same id) is answered as the first time.
+   */
+  private async decide(id: string, answer: DecisionAnswer, jobId: string, auth: AuthContext): Promise<void> {
+    const decision = await this.store.getDecision(answer.kind, id);
+    if (!decision) throw new ProtocolError(ErrorCode.NOT_FOUND, `no ${answer.kind} ${id}`);
     requireScope(auth, decision.botId);
-    if (decision.status !== 'pending') throw new ProtocolError(ErrorCode.CONFLICT, `${kind} ${id} was already resolved`);
+    const outcome = await this.store.decide(id, answer, jobId, Date.now());
+    if (outcome === 'missing') throw new ProtocolError(ErrorCode.NOT_FOUND, `no ${answer.kind} ${id}`);
+    if (outcome === 'expired') throw new ProtocolError(ErrorCode.CONFLICT, `${answer.kind} ${id} expired`);
+    if (outcome === 'conflict') throw new ProtocolError(ErrorCode.CONFLICT, `${answer.kind} ${id} was already resolved`);
   }
 }
 
