@@ -184,6 +184,33 @@ describe('plans', () => {
   });
 });
 
+describe('busy sessions (chat.onBusy)', () => {
+  it('enqueue: the second run starts after the first one is done', async () => {
+    const a = await dashboard(0, 'ann', 'agent-queue');
+    const first = await chat(a, { botId: 'agent-queue', content: '/slow 5' });
+    const second = await chat(a, { botId: 'agent-queue', content: 'next please', sessionId: first.sessionId, onBusy: 'enqueue' });
+    await doneOf(a, second.runId);
+    const order = a.events.map((e) => `${e.type}:${(e.payload as { runId?: string }).runId ?? ''}`);
+    expect(order.indexOf(`done:${first.runId}`)).toBeLessThan(order.indexOf(`run_started:${second.runId}`));
+    expect(payloadsOf(a.events, 'done').map((d) => d.status)).toEqual(['completed', 'completed']);
+  });
+
+  it('reject acks CONFLICT while a run is in progress; interrupt cancels it and starts the new one', async () => {
+    const a = await dashboard(0, 'ann', 'agent-busy');
+    const first = await chat(a, { botId: 'agent-busy', content: '/slow 200' });
+    await waitForEvent(a, first.runId, 'message');
+    const refused = await a.command('chat', { botId: 'agent-busy', content: 'me too', sessionId: first.sessionId, onBusy: 'reject' });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
+
+    const urgent = await chat(a, { botId: 'agent-busy', content: 'urgent', sessionId: first.sessionId, onBusy: 'interrupt' });
+    expect(await doneOf(a, urgent.runId)).toMatchObject({ status: 'completed' });
+    expect(await doneOf(a, first.runId)).toMatchObject({ status: 'cancelled' });
+    const order = a.events.map((e) => `${e.type}:${(e.payload as { runId?: string }).runId ?? ''}`);
+    expect(order.indexOf(`done:${first.runId}`)).toBeLessThan(order.indexOf(`run_started:${urgent.runId}`));
+    expect(payloadsOf(a.events, 'done')).toHaveLength(2);
+  });
+});
+
 it('a run parked on an approval holds no worker and survives a worker restart', async () => {
   const a = await dashboard(0, 'ann', 'agent-restart');
   const { runId } = await chat(a, { botId: 'agent-restart', content: '/tool delete_file {"path":"/srv/restart"}' });

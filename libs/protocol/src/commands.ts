@@ -23,7 +23,7 @@ export interface CommandMap {
   presence: { payload: { stream: StreamName }; result: { members: PresenceMember[] } };
   refresh_token: { payload: { token: string }; result: { expiresAt: number } };
   chat: {
-    payload: { botId: string; content: string; sessionId?: string; model?: string; systemPrompt?: string };
+    payload: { botId: string; content: string; sessionId?: string; model?: string; systemPrompt?: string; onBusy?: BusyPolicy };
     result: { runId: string; sessionId: string; jobId: string };
   };
   cancel: { payload: { runId: string }; result: Record<string, never> };

@@ -2,7 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { type AgentControlJob, type AgentRunJob, type DecisionAnswer, derivedId, DomainStore, FINISHED_RUN, QUEUES } from '@app/backplane';
-import { botStream, type CommandPayload, type CommandResult, ErrorCode, ProtocolError } from '@app/protocol';
+import { botStream, type BusyPolicy, type CommandPayload, type CommandResult, ErrorCode, ProtocolError } from '@app/protocol';
 import { canAccess, type AuthContext } from '../auth/auth-context';
 import { SessionsService } from './sessions.service';
 
@@ -35,24 +35,63 @@ export class BotCommands {
       await this.sessions.create(p.botId, sessionId, p.content.slice(0, 60), auth.userId);
     }
     const runId = derivedId('run', auth.userId, commandId);
-    await this.startRun({
-      runId,
-      botId: p.botId,
-      sessionId,
-      userId: auth.userId,
-      content: p.content,
-      messageId: derivedId('msg', auth.userId, commandId),
-      source: 'chat',
-      ...(p.model !== undefined ? { model: p.model } : {}),
-      ...(p.systemPrompt !== undefined ? { systemPrompt: p.systemPrompt } : {}),
-    });
+    const onBusy = p.onBusy ?? (await this.store.botSettings(p.botId))?.onBusy ?? 'enqueue';
+    await this.startRun(
+      {
+        runId,
+        botId: p.botId,
+        sessionId,
+        userId: auth.userId,
+        content: p.content,
+        messageId: derivedId('msg', auth.userId, commandId),
+        source: 'chat',
+        ...(p.model !== undefined ? { model: p.model } : {}),
+        ...(p.systemPrompt !== undefined ? { systemPrompt: p.systemPrompt } : {}),
+      },
+      onBusy,
+      commandId,
+    );
     return { runId, sessionId, jobId: runId };
   }
 
-  /** Records the run and queues it; the job id is the run id, so a retry queues nothing new. */
-  async startRun(job: AgentRunJob): Promise<void> {
+  /**
+   * Records the run, puts it in its session's line (§9 `onBusy`) and queues it; the job id is
+   * the run id, so a retry queues nothing new. A run behind another in its session waits,
+   * parked, until the one ahead ends (workers see to that); `interrupt` cancels those ahead.
+   */
+  async startRun(job: AgentRunJob, onBusy: BusyPolicy = 'enqueue', commandId: string = job.runId): Promise<void> {
     await this.store.createRun(job.runId, { botId: job.botId, sessionId: job.sessionId, userId: job.userId });
+    let admission = await this.store.admitSessionRun(job.sessionId, job.runId, onBusy);
+    if (admission.outcome === 'busy' && (await this.dropFinished(job.sessionId, admission.ahead))) {
+      admission = await this.store.admitSessionRun(job.sessionId, job.runId, onBusy);
+    }
+    if (admission.outcome === 'busy') {
+      await this.store.setRunStatus(job.runId, 'cancelled');
+      throw new ProtocolError(ErrorCode.CONFLICT, `session ${job.sessionId} has a run in progress (${admission.ahead[0]})`);
+    }
+    if (onBusy === 'interrupt') {
+      for (const runId of admission.ahead) {
+        await this.store.requestCancel(runId);
+        await this.control.add(
+          'cancel',
+          { kind: 'cancel', runId, botId: job.botId, userId: job.userId },
+          { jobId: derivedId('interrupt', job.userId, `${commandId}/${runId}`) },
+        );
+      }
+    }
     await this.runs.add('run', job, { jobId: job.runId });
+  }
+
+  /** Takes runs that ended out of a session's line (their worker had not yet); true when any was. */
+  private async dropFinished(sessionId: string, runIds: string[]): Promise<boolean> {
+    let dropped = false;
+    for (const runId of runIds) {
+      const run = await this.store.getRun(runId);
+      if (run && !FINISHED_RUN.has(run.status)) continue;
+      await this.store.releaseSessionRun(sessionId, runId);
+      dropped = true;
+    }
+    return dropped;
   }
 
   async cancel({ auth, commandId }: CommandIdentity, p: CommandPayload<'cancel'>): Promise<CommandResult<'cancel'>> {
