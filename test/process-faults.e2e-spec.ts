@@ -335,7 +335,7 @@ describe('the worker shutdown deadline', () => {
   }, 90_000);
 
   it('hands an agent run back at the deadline; the next worker ends it failed, with one done', async () => {
-    const workerEnv = { SHUTDOWN_TIMEOUT_MS: '1000', ECHO_CHUNK_DELAY_MS: '300' };
+    const workerEnv = { SHUTDOWN_TIMEOUT_MS: '1000', DEMO_CHUNK_DELAY_MS: '300' };
     const first = await startWorker({ redisUrl: redis.url, env: workerEnv });
     workers.push(first);
     const socket = await connectSocket(gateway.url, await signToken());

@@ -5,7 +5,9 @@ import { DomainStore, QUEUE_PREFIX, QUEUES } from '@app/backplane';
 import { bullConnection, RedisErrorLog } from '@app/runtime';
 import { AgentControlProcessor } from './agents/agent-control.processor';
 import { AgentRunProcessor } from './agents/agent-run.processor';
+import { agentRuntimeProviders } from './agents/agent-runtime.providers';
 import { RunCancellation } from './agents/run-cancellation';
+import { RunWaker } from './agents/run-waker';
 import { WORKER_CONFIG, type WorkerConfig } from './config/worker-config';
 import { DagControlProcessor } from './dags/dag-control.processor';
 import { DagExecutionProcessor } from './dags/dag-execution.processor';
@@ -42,6 +44,8 @@ export class WorkerModule {
         WorkerHttp,
         WorkerShutdown,
         RunCancellation,
+        RunWaker,
+        ...agentRuntimeProviders,
         AgentRunProcessor,
         AgentControlProcessor,
         DagExecutionProcessor,

@@ -1,4 +1,4 @@
-import type { DagDefinition, SessionHistoryMessage } from '@app/protocol';
+import type { BusyPolicy, DagDefinition, PlanResponse, SessionHistoryMessage } from '@app/protocol';
 import { domainKeys } from './keys';
 import { type RedisClient, runScript } from './scripts';
 
@@ -6,8 +6,10 @@ import { type RedisClient, runScript } from './scripts';
  * The small records of the bot/DAG domain that gateways check before queueing a command
  * and workers update as work progresses. Each is a Redis hash with a TTL; statuses only
  * move forward, through the `transition` helpers that check the current one atomically.
+ * A run `waiting` is parked on an approval or a plan, holding no worker; its continuation is
+ * kept apart (`saveRunState`).
  */
-export type RunRecordStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+export type RunRecordStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'cancelled' | 'failed';
 export type ExecutionStatus = 'queued' | 'running' | 'paused' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
 
 export interface RunRecord {
@@ -30,11 +32,35 @@ export interface PendingDecisionRecord {
   runId: string;
   sessionId: string;
   status: 'pending' | 'resolved';
+  /** Answers after this time (ms since the epoch) are refused; the run applies its default. */
+  expiresAt?: number;
+  /** The winning answer, once resolved. */
+  answer?: DecisionAnswer;
+}
+
+/**
+ * How a decision was settled. `resolvedBy` is the deciding user's `sub`, or `system` when the
+ * decision expired or its run ended first (`expired` / `closed`).
+ */
+export type DecisionAnswer =
+  | { kind: 'approval'; approved: boolean; note?: string; resolvedBy: string; expired?: boolean; closed?: boolean }
+  | { kind: 'plan'; response: PlanResponse; plan?: string; feedback?: string; resolvedBy: string; expired?: boolean; closed?: boolean };
+
+export type DecideOutcome = 'resolved' | 'missing' | 'expired' | 'conflict';
+
+/** What `admitSessionRun` did: `busy` only under `reject`. `ahead` lists the unfinished runs before it. */
+export interface SessionAdmission {
+  outcome: 'admitted' | 'busy';
+  ahead: string[];
 }
 
 export interface ExecutionRecord {
   userId: string;
   status: ExecutionStatus;
+}
+
+export interface BotSettings {
+  onBusy: BusyPolicy;
 }
 
 export const FINISHED_RUN: ReadonlySet<RunRecordStatus> = new Set(['completed', 'cancelled', 'failed']);
@@ -107,28 +133,79 @@ export class DomainStore {
     return raw.map((m) => JSON.parse(m) as SessionHistoryMessage);
   }
 
-  async createDecision(kind: 'approval' | 'plan', id: string, record: Omit<PendingDecisionRecord, 'status'>): Promise<void> {
-    const key = kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id);
+  /** Opens a decision once: a retry (the run resumed after a crash) leaves an answered one as it is. */
+  async createDecision(kind: 'approval' | 'plan', id: string, record: Omit<PendingDecisionRecord, 'status' | 'answer'>): Promise<void> {
+    const key = decisionKey(kind, id);
+    const { expiresAt, ...fields } = record;
     await this.redis
       .multi()
-      .hset(key, { ...record, status: 'pending' })
+      .hsetnx(key, 'status', 'pending')
+      .hset(key, { ...fields, ...(expiresAt !== undefined ? { expiresAt: String(expiresAt) } : {}) })
       .expire(key, TTL.decision)
       .exec();
   }
 
   async getDecision(kind: 'approval' | 'plan', id: string): Promise<PendingDecisionRecord | null> {
-    const h = await this.redis.hgetall(kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id));
+    const h = await this.redis.hgetall(decisionKey(kind, id));
     if (!h.botId) return null;
-    return { botId: h.botId, runId: h.runId, sessionId: h.sessionId, status: h.status as PendingDecisionRecord['status'] };
+    const record: PendingDecisionRecord = { botId: h.botId, runId: h.runId, sessionId: h.sessionId, status: h.status as PendingDecisionRecord['status'] };
+    if (h.expiresAt) record.expiresAt = Number(h.expiresAt);
+    if (h.answer) record.answer = JSON.parse(h.answer) as DecisionAnswer;
+    return record;
   }
 
   /**
-   * Marks a pending decision resolved; false when another resolved it first (first one
-   * wins). `owner` (the job id) makes a retry of the winning job succeed again.
+   * Answers a pending decision (first answer wins, kept with it). `now` refuses an answer past
+   * `expiresAt`; the expiry itself passes `now: 0`. `owner` (the control job's id) makes a
+   * retry of the winning answer `resolved` again.
    */
-  async resolveDecision(kind: 'approval' | 'plan', id: string, owner = ''): Promise<boolean> {
-    const key = kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id);
-    return (await this.transition(key, 'status', 'resolved', ['pending'], owner)) !== null;
+  async decide(id: string, answer: DecisionAnswer, owner: string, now: number): Promise<DecideOutcome> {
+    return (await runScript(this.redis, 'rtDecideV1', [decisionKey(answer.kind, id)], [owner, JSON.stringify(answer), now])) as DecideOutcome;
+  }
+
+  /** A parked run's continuation, kept as long as its run record. */
+  async saveRunState(runId: string, state: unknown): Promise<void> {
+    await this.redis.set(domainKeys.runState(runId), JSON.stringify(state), 'EX', TTL.run);
+  }
+
+  async loadRunState<T>(runId: string): Promise<T | null> {
+    const raw = await this.redis.get(domainKeys.runState(runId));
+    return raw ? (JSON.parse(raw) as T) : null;
+  }
+
+  async deleteRunState(runId: string): Promise<void> {
+    await this.redis.del(domainKeys.runState(runId));
+  }
+
+  /** Puts the run in its session's line (see `rtAdmitSessionRunV1`). */
+  async admitSessionRun(sessionId: string, runId: string, policy: BusyPolicy): Promise<SessionAdmission> {
+    const reply = (await runScript(this.redis, 'rtAdmitSessionRunV1', [domainKeys.sessionRuns(sessionId)], [runId, policy, TTL.session])) as string[];
+    const [outcome, ...ahead] = reply;
+    return { outcome: outcome as SessionAdmission['outcome'], ahead };
+  }
+
+  /** The session's unfinished runs, oldest (the one allowed to run) first. */
+  async sessionRuns(sessionId: string): Promise<string[]> {
+    return this.redis.lrange(domainKeys.sessionRuns(sessionId), 0, -1);
+  }
+
+  /** Takes a run out of its session's line (it finished); returns the run now at the head, if any. */
+  async releaseSessionRun(sessionId: string, runId: string): Promise<string | null> {
+    const key = domainKeys.sessionRuns(sessionId);
+    const [, head] = (await this.redis.multi().lrem(key, 0, runId).lindex(key, 0).exec()) ?? [];
+    const value = head?.[1];
+    return typeof value === 'string' ? value : null;
+  }
+
+  /** Settings gateways apply for a bot without asking a worker (written by workers at start; `*` is every other bot). */
+  async setBotSettings(botId: string, settings: BotSettings): Promise<void> {
+    await this.redis.hset(domainKeys.botSettings(), botId, JSON.stringify(settings));
+  }
+
+  async botSettings(botId: string): Promise<BotSettings | null> {
+    const [own, fallback] = await this.redis.hmget(domainKeys.botSettings(), botId, '*');
+    const raw = own ?? fallback;
+    return raw ? (JSON.parse(raw) as BotSettings) : null;
   }
 
   async createExecution(executionId: string, userId: string): Promise<boolean> {
@@ -176,4 +253,8 @@ export class DomainStore {
     const raw = await this.redis.get(domainKeys.dagDefinition(dagId));
     return raw ? (JSON.parse(raw) as DagDefinition) : null;
   }
+}
+
+function decisionKey(kind: 'approval' | 'plan', id: string): string {
+  return kind === 'approval' ? domainKeys.approval(id) : domainKeys.plan(id);
 }

@@ -100,10 +100,16 @@ export const domainKeys = {
   session: (sessionId: string) => `${KEY_PREFIX}:{session:${sessionId}}`,
   /** LIST of message JSON, oldest first, capped. */
   sessionMessages: (sessionId: string) => `${KEY_PREFIX}:{session:${sessionId}}:messages`,
-  /** HASH botId, runId, sessionId, status (pending | resolved). */
+  /** STRING JSON: a parked run's continuation (conversation, usage, what it waits for), read by whichever worker resumes it. */
+  runState: (runId: string) => `${KEY_PREFIX}:{run:${runId}}:state`,
+  /** LIST of the session's unfinished run ids, oldest first: the head runs, the rest wait their turn (`chat.onBusy`). */
+  sessionRuns: (sessionId: string) => `${KEY_PREFIX}:{session:${sessionId}}:runs`,
+  /** HASH botId, runId, sessionId, status (pending | resolved), expiresAt?, answer (JSON, once resolved), `status:by`. */
   approval: (approvalId: string) => `${KEY_PREFIX}:{approval:${approvalId}}`,
-  /** HASH botId, runId, sessionId, status. */
+  /** HASH as `approval`. */
   plan: (planId: string) => `${KEY_PREFIX}:{plan:${planId}}`,
+  /** HASH botId (or `*`) → JSON of the settings gateways apply for that bot (its default `chat.onBusy`), written by workers. */
+  botSettings: () => `${KEY_PREFIX}:{bots}:settings`,
   /** HASH status, userId; human gates as fields `gate:<nodeId>`. */
   execution: (executionId: string) => `${KEY_PREFIX}:{execution:${executionId}}`,
   /** STRING JSON DagDefinition, stored for `start_execution { dagId }`. */

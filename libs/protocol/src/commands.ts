@@ -6,6 +6,13 @@ import type { ProtocolVersion } from './version';
 import type { BotState } from './reducers/bot.reducer';
 import type { DagState } from './reducers/dag.reducer';
 
+/**
+ * What a `chat` does when its session already has a run in progress (PROTOCOL.md §9):
+ * `reject` acks CONFLICT, `enqueue` runs after it, `interrupt` cancels it and runs now.
+ */
+export type BusyPolicy = 'reject' | 'enqueue' | 'interrupt';
+export const BUSY_POLICIES: readonly BusyPolicy[] = ['reject', 'enqueue', 'interrupt'];
+
 /** Command payloads and results (PROTOCOL.md §3), one entry per command type. */
 export interface CommandMap {
   subscribe: {
@@ -16,7 +23,7 @@ export interface CommandMap {
   presence: { payload: { stream: StreamName }; result: { members: PresenceMember[] } };
   refresh_token: { payload: { token: string }; result: { expiresAt: number } };
   chat: {
-    payload: { botId: string; content: string; sessionId?: string; model?: string; systemPrompt?: string };
+    payload: { botId: string; content: string; sessionId?: string; model?: string; systemPrompt?: string; onBusy?: BusyPolicy };
     result: { runId: string; sessionId: string; jobId: string };
   };
   cancel: { payload: { runId: string }; result: Record<string, never> };

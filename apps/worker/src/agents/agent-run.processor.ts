@@ -1,21 +1,30 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Job } from 'bullmq';
-import { type AgentRunJob, DomainStore, FINISHED_RUN, QUEUES } from '@app/backplane';
-import type { BotEvent } from '@app/protocol';
+import { DelayedError, type Job } from 'bullmq';
+import { type AgentRunJob, DomainStore, FINISHED_RUN, QUEUES, type RunRecord } from '@app/backplane';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
-import { sleep } from '../ops/abortable-sleep';
-import { EventSink } from '../ops/event-sink';
 import { handBack, HandedBack } from '../ops/hand-back';
 import { WorkerMetrics } from '../ops/worker-metrics';
-import { EchoBot } from './echo-bot';
+import { BotCatalog } from './bots/bot-definition';
 import { RunCancellation } from './run-cancellation';
+import { RunWaker } from './run-waker';
+import { AgentRuntime, type RunOutcome, type RunSignals } from './runtime/agent-runtime';
+import type { RunState } from './runtime/run-state';
+
+/** A run waiting its turn in a busy session looks again this often, should the wake-up of the run ahead be lost. */
+const LINE_RECHECK_MS = 30_000;
+
+type Step = RunOutcome | { kind: 'skipped' } | { kind: 'queued' };
 
 /**
- * Runs agent runs from the `agent-runs` queue with the echo bot. A run emits exactly one
- * `done`: one already finished is skipped, one cancelled before it started ends at once,
- * and one left half-done — handed back by a worker past its shutdown deadline, or by a dead
- * worker (re-delivered as stalled) — ends `failed` (the echo bot cannot resume).
+ * Runs agent runs from the `agent-runs` queue with the {@link AgentRuntime}. A run emits
+ * exactly one `done`: one already finished is skipped, one cancelled before it started (or
+ * while parked) ends `cancelled` at once, and one left half-done — handed back by a worker
+ * past its shutdown deadline, or by a dead worker (re-delivered as stalled) — ends `failed`.
+ *
+ * A run never holds a worker slot while it waits: for its turn in a busy session (§9
+ * `onBusy: enqueue`), or for an approval or a plan. Its job is moved to BullMQ's delayed set
+ * until it is woken (RunWaker) or its wait expires, and any worker carries it on from there.
  */
 @Processor(QUEUES.agentRuns, { autorun: false })
 export class AgentRunProcessor extends WorkerHost implements OnApplicationBootstrap {
@@ -23,8 +32,10 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
 
   constructor(
     private readonly store: DomainStore,
-    private readonly sink: EventSink,
+    private readonly runtime: AgentRuntime,
+    private readonly bots: BotCatalog,
     private readonly cancellation: RunCancellation,
+    private readonly waker: RunWaker,
     private readonly metrics: WorkerMetrics,
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
   ) {
@@ -33,71 +44,120 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
 
   onApplicationBootstrap(): void {
     this.worker.concurrency = this.config.agentRunConcurrency;
+    // Gateways read a bot's default busy policy from Redis: they do not know the worker's bot
+    // definitions. Not awaited: a worker starting while Redis is away must not hang here.
+    Promise.all(this.bots.all().map((bot) => this.store.setBotSettings(bot.botId, { onBusy: bot.onBusy }))).catch((error: unknown) =>
+      this.logger.warn({ msg: 'bot settings not written; gateways apply their defaults', err: String(error) }),
+    );
   }
 
   /** BullMQ passes `signal` (aborted at the shutdown deadline) only to a processor that declares it. */
   async process(job: Job<AgentRunJob>, token?: string, signal?: AbortSignal): Promise<string> {
     const timer = this.metrics.jobDuration.startTimer({ queue: 'agent-runs' });
+    let step: Step;
     try {
-      const status = await this.runOnce(job.data, signal);
-      this.metrics.jobs.inc({ queue: 'agent-runs', outcome: status });
-      return status;
+      step = await this.step(job.data, signal);
     } catch (error) {
+      timer();
       if (error instanceof HandedBack) {
         this.metrics.jobs.inc({ queue: 'agent-runs', outcome: 'handed_back' });
         return handBack(job, token);
       }
       this.metrics.jobs.inc({ queue: 'agent-runs', outcome: 'error' });
       throw error;
-    } finally {
-      timer();
     }
+    timer();
+    if (step.kind === 'finished') {
+      this.metrics.jobs.inc({ queue: 'agent-runs', outcome: step.status });
+      return step.status;
+    }
+    if (step.kind === 'skipped') {
+      this.metrics.jobs.inc({ queue: 'agent-runs', outcome: 'skipped' });
+      return 'skipped';
+    }
+    this.metrics.jobs.inc({ queue: 'agent-runs', outcome: step.kind === 'parked' ? 'parked' : 'queued' });
+    const until = step.kind === 'parked' ? step.until : Date.now() + LINE_RECHECK_MS;
+    return this.park(job, token, until);
   }
 
-  private async runOnce(data: AgentRunJob, handBackSignal?: AbortSignal): Promise<string> {
-    const run = await this.store.getRun(data.runId);
-    if (!run || FINISHED_RUN.has(run.status)) return 'skipped';
-    // `done` is published under an idempotency key: whatever retries happen, a run ends once.
-    // Every event of the run goes through one coalescer, so its streamed chunks leave merged and in order.
-    const out = this.sink.coalescer((event: BotEvent) =>
-      this.sink.bot(data.botId, event, event.type === 'done' ? { idempotencyKey: `run-done.${data.runId}` } : {}),
-    );
-    const publish = (event: BotEvent) => out.publish(event);
-    const end = async (status: 'cancelled' | 'failed', message?: string) => {
-      if (message) await publish({ type: 'error', payload: { sessionId: data.sessionId, runId: data.runId, code: 'RUN_FAILED', message } });
-      await publish({ type: 'done', payload: { sessionId: data.sessionId, runId: data.runId, replyToId: data.messageId, status } });
-      await this.store.setRunStatus(data.runId, status);
-      return status;
-    };
-    if (run.cancelRequested) return end('cancelled');
-    if (run.status === 'running') return end('failed', 'the worker running this run stopped; it was not resumed');
+  /**
+   * Lets the job go until `until`. The wake-up for an answer (or the turn) that came while the
+   * job was still active found nothing to promote, so the run looks once more after moving.
+   */
+  private async park(job: Job<AgentRunJob>, token: string | undefined, until: number): Promise<never> {
+    if (token === undefined) throw new Error(`job ${job.id} has no lock token; it cannot be parked`);
+    await job.moveToDelayed(until, token);
+    if (await this.readyToGoOn(job.data)) await this.waker.wake(job.data.runId);
+    throw new DelayedError();
+  }
 
-    await this.store.setRunStatus(data.runId, 'running');
+  private async step(data: AgentRunJob, handBackSignal?: AbortSignal): Promise<Step> {
+    const run = await this.store.getRun(data.runId);
+    if (!run || FINISHED_RUN.has(run.status)) {
+      await this.release(data);
+      return { kind: 'skipped' };
+    }
+    if (run.status === 'queued' && !run.cancelRequested && !(await this.hasTurn(data))) return { kind: 'queued' };
+
     const tracked = this.cancellation.track(data.runId);
+    let outcome: RunOutcome;
     try {
-      const bot = new EchoBot(
-        {
-          publish,
-          remember: (m) => this.store.appendSessionMessage(data.sessionId, m),
-          sleep,
-        },
-        this.config.echoChunkDelayMs,
-      );
-      const status = await bot.run(data, tracked.signal, handBackSignal);
-      await this.store.setRunStatus(data.runId, status);
-      return status;
+      outcome = await this.advance(data, run, { cancel: tracked.signal, ...(handBackSignal ? { handBack: handBackSignal } : {}) });
     } catch (error) {
-      if (error instanceof HandedBack) {
-        // The text streamed so far leaves before the job does: the next worker's `done` must come after it.
-        await out
-          .flush()
-          .catch((flushError: unknown) => this.logger.warn({ msg: 'streamed text lost at hand-back', runId: data.runId, err: String(flushError) }));
-        throw error;
-      }
+      if (error instanceof HandedBack) throw error;
       this.logger.error({ msg: 'run failed', runId: data.runId, err: error instanceof Error ? error.stack : String(error) });
-      return end('failed', 'the run failed');
+      outcome = await this.runtime.end(data, 'failed', null, 'the run failed');
     } finally {
       tracked.done();
     }
+    if (outcome.kind === 'finished') await this.release(data);
+    return outcome;
+  }
+
+  private async advance(data: AgentRunJob, run: RunRecord, signals: RunSignals): Promise<RunOutcome> {
+    const state = run.status === 'waiting' ? await this.store.loadRunState<RunState>(data.runId) : null;
+    if (run.cancelRequested) return this.runtime.end(data, 'cancelled', state);
+    switch (run.status) {
+      case 'running':
+        return this.runtime.end(data, 'failed', null, 'the worker running this run stopped; it was not resumed');
+      case 'waiting':
+        return state ? this.runtime.resume(data, state, signals) : this.runtime.end(data, 'failed', null, 'the run lost its saved state while it waited');
+      default:
+        await this.store.setRunStatus(data.runId, 'running');
+        return this.runtime.start(data, signals);
+    }
+  }
+
+  /**
+   * Whether the run is first in its session's line. Runs ahead that finished (or vanished)
+   * without leaving the line are taken out. A run in no line (queued by a producer of its own)
+   * always has its turn.
+   */
+  private async hasTurn(data: AgentRunJob): Promise<boolean> {
+    for (;;) {
+      const line = await this.store.sessionRuns(data.sessionId);
+      if (!line.includes(data.runId) || line[0] === data.runId) return true;
+      const ahead = await this.store.getRun(line[0]);
+      if (ahead && !FINISHED_RUN.has(ahead.status)) return false;
+      await this.store.releaseSessionRun(data.sessionId, line[0]);
+    }
+  }
+
+  /** After parking: has what it waits for come meanwhile (an answer, a cancel, its turn)? */
+  private async readyToGoOn(data: AgentRunJob): Promise<boolean> {
+    const run = await this.store.getRun(data.runId);
+    if (!run || run.cancelRequested) return true;
+    if (run.status === 'queued') return this.hasTurn(data);
+    const state = await this.store.loadRunState<RunState>(data.runId);
+    const waiting = state?.waiting;
+    if (!waiting) return true;
+    const decision = await this.store.getDecision(waiting.kind, waiting.kind === 'approval' ? waiting.approvalId : waiting.planId);
+    return decision?.status !== 'pending';
+  }
+
+  /** The run left its session's line: the next one in it may start. */
+  private async release(data: AgentRunJob): Promise<void> {
+    const next = await this.store.releaseSessionRun(data.sessionId, data.runId);
+    if (next) await this.waker.wake(next);
   }
 }

@@ -19,4 +19,24 @@ describe('loadWorkerConfig', () => {
     expect(() => loadWorkerConfig({ AGENT_RUN_CONCURRENCY: 'many' })).toThrow(ConfigError);
     expect(() => loadWorkerConfig({ AGENT_RUN_CONCURRENCY: 'many' })).toThrow(/REDIS_URL[\s\S]*AGENT_RUN_CONCURRENCY|AGENT_RUN_CONCURRENCY[\s\S]*REDIS_URL/);
   });
+
+  it('builds the default bot from the AGENT_* variables', () => {
+    const config = loadWorkerConfig({
+      REDIS_URL: 'redis://127.0.0.1:1',
+      AGENT_TOOLS: 'calculator, clock',
+      AGENT_APPROVAL_THRESHOLD: 'medium',
+      AGENT_ON_BUSY: 'reject',
+      HTTP_GET_ALLOWED_HOSTS: 'example.com,api.example.com',
+    });
+    expect(config.agents).toMatchObject({
+      defaultBot: { botId: '*', provider: 'demo', model: 'demo', tools: ['calculator', 'clock'], approvalThreshold: 'medium', onBusy: 'reject', maxTurns: 8 },
+      approvalTimeoutMs: 300_000,
+      approvalOnExpiry: 'reject',
+      httpGet: { allowedHosts: ['example.com', 'api.example.com'], timeoutMs: 5_000 },
+    });
+    expect(loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1' }).agents.httpGet.allowedHosts).toEqual([]);
+    expect(() => loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', AGENT_APPROVAL_THRESHOLD: 'scary', AGENT_ON_BUSY: 'maybe' })).toThrow(
+      /AGENT_APPROVAL_THRESHOLD[\s\S]*AGENT_ON_BUSY|AGENT_ON_BUSY[\s\S]*AGENT_APPROVAL_THRESHOLD/,
+    );
+  });
 });

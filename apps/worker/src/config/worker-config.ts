@@ -1,10 +1,11 @@
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import { BackplaneEnv, type PublisherOptions, publisherOptionsFromEnv, type RetentionPolicy, retentionFromEnv } from '@app/backplane';
+import { type PublisherOptions, publisherOptionsFromEnv, type RetentionPolicy, retentionFromEnv } from '@app/backplane';
 import { defaultProcessId, loadConfig, redisUrlFromEnv, toInt } from '@app/runtime';
+import { type AgentConfig, agentConfigFromEnv, AgentEnv } from './agent-env';
 
-/** The worker's environment (beyond the shared {@link BackplaneEnv}). */
-export class WorkerEnv extends BackplaneEnv {
+/** The worker's environment (beyond the shared BackplaneEnv and the agent runtime's {@link AgentEnv}). */
+export class WorkerEnv extends AgentEnv {
   /** Port of the worker's health and metrics endpoints. */
   @Transform(toInt)
   @IsInt()
@@ -32,13 +33,6 @@ export class WorkerEnv extends BackplaneEnv {
   @Min(1)
   @Max(10_000)
   DAG_CONCURRENCY = 20;
-
-  /** The echo bot's pause between streamed chunks. */
-  @Transform(toInt)
-  @IsInt()
-  @Min(0)
-  @Max(60_000)
-  ECHO_CHUNK_DELAY_MS = 25;
 
   /**
    * A run's streamed `message` chunks published within this window go as one delta (fewer
@@ -72,7 +66,7 @@ export interface WorkerConfig {
   workerId: string;
   agentRunConcurrency: number;
   dagConcurrency: number;
-  echoChunkDelayMs: number;
+  agents: AgentConfig;
   echoNodeMs: number;
   messageCoalesceMs: number;
   shutdownTimeoutMs: number;
@@ -92,7 +86,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     workerId: e.WORKER_ID ?? defaultProcessId(),
     agentRunConcurrency: e.AGENT_RUN_CONCURRENCY,
     dagConcurrency: e.DAG_CONCURRENCY,
-    echoChunkDelayMs: e.ECHO_CHUNK_DELAY_MS,
+    agents: agentConfigFromEnv(e),
     echoNodeMs: e.ECHO_NODE_MS,
     messageCoalesceMs: e.MESSAGE_COALESCE_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CATCH_UP_LUA } from './catch-up.lua';
 import { COMMAND_SETTLE_LUA } from './command-record.lua';
-import { TRANSITION_LUA } from './domain.lua';
+import { ADMIT_SESSION_RUN_LUA, DECIDE_LUA, TRANSITION_LUA } from './domain.lua';
 import { PRESENCE_APPLY_LUA, PRESENCE_BEAT_LUA, PRESENCE_LIST_LUA } from './presence.lua';
 import { PUBLISH_LUA } from './publish.lua';
 import { WRITE_CHECKPOINT_LUA } from './write-checkpoint.lua';
@@ -23,6 +23,8 @@ const SCRIPTS = {
   rtPresenceListV1: { numberOfKeys: 3, lua: PRESENCE_LIST_LUA },
   rtCommandSettleV1: { numberOfKeys: 1, lua: COMMAND_SETTLE_LUA },
   rtTransitionV1: { numberOfKeys: 1, lua: TRANSITION_LUA },
+  rtDecideV1: { numberOfKeys: 1, lua: DECIDE_LUA },
+  rtAdmitSessionRunV1: { numberOfKeys: 1, lua: ADMIT_SESSION_RUN_LUA },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsString, MaxLength, Min, MinLength, ValidateIf, ValidateNested } from 'class-validator';
-import type { CommandPayload } from '../commands';
+import { BUSY_POLICIES, type BusyPolicy, type CommandPayload } from '../commands';
 import type { StreamName } from '../streams';
 import { IsEntityId, IsPlainObject, IsStreamName, NotTogetherWith, OptionalField } from './decorators';
 
@@ -63,6 +63,10 @@ export class ChatDto implements CommandPayload<'chat'> {
   @OptionalField()
   @IsString()
   systemPrompt?: string;
+
+  @OptionalField()
+  @IsIn(BUSY_POLICIES)
+  onBusy?: BusyPolicy;
 }
 
 export class CancelDto implements CommandPayload<'cancel'> {

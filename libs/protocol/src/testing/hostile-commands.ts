@@ -39,7 +39,18 @@ export const VALID_PAYLOADS: { [T in CommandType]: fc.Arbitrary<CommandPayload<T
   presence: fc.record({ stream }),
   refresh_token: fc.record({ token: text(200) }),
   chat: fc
-    .tuple(fc.record({ botId: entityId, content: text(40) }), fc.record({ sessionId: entityId, model: text(20), systemPrompt: fc.string() }, options))
+    .tuple(
+      fc.record({ botId: entityId, content: text(40) }),
+      fc.record(
+        {
+          sessionId: entityId,
+          model: text(20),
+          systemPrompt: fc.string(),
+          onBusy: fc.constantFrom('reject' as const, 'enqueue' as const, 'interrupt' as const),
+        },
+        options,
+      ),
+    )
     .map(([required, rest]) => ({ ...required, ...rest })),
   cancel: fc.record({ runId: entityId }),
   approval: fc.record({ approvalId: entityId, approved: fc.boolean(), note: fc.string({ maxLength: 40 }) }, { requiredKeys: ['approvalId', 'approved'] }),

@@ -33,6 +33,11 @@ export interface ModelTurnRequest {
   tools: ToolSpec[];
   /** Aborted on cancel, interrupt or the worker's hand-back: the provider stops at once. */
   signal: AbortSignal;
+  /**
+   * Set when the runtime works through an approved plan: this turn carries out one step (the
+   * messages end with a user message asking for it). Providers may ignore it.
+   */
+  planStep?: { index: number; total: number; text: string };
 }
 
 /**
