@@ -70,12 +70,15 @@ export class AgentEnv extends BackplaneEnv {
   @Max(600_000)
   HTTP_GET_TIMEOUT_MS = 5_000;
 
-  /** The demo model's pause between streamed chunks. */
+  /**
+   * The demo model's pause between streamed chunks: longer than twice the default
+   * MESSAGE_COALESCE_MS, so its replies still reach dashboards as ≥ 3 deltas (PROTOCOL §9).
+   */
   @Transform(toInt)
   @IsInt()
   @Min(0)
   @Max(60_000)
-  DEMO_CHUNK_DELAY_MS = 25;
+  DEMO_CHUNK_DELAY_MS = 120;
 }
 
 export interface AgentConfig {
