@@ -1,3 +1,5 @@
+import { type ConnectionOptions, Job, Queue } from 'bullmq';
+import { QUEUE_PREFIX, QUEUES } from '@app/backplane';
 import type { Ack, BotEvent, Envelope } from '@app/protocol';
 import { waitFor } from '@app/runtime';
 import { type AppProcess, startWorker } from './support/processes';
@@ -215,6 +217,14 @@ it('a run parked on an approval holds no worker and survives a worker restart', 
   const a = await dashboard(0, 'ann', 'agent-restart');
   const { runId } = await chat(a, { botId: 'agent-restart', content: '/tool delete_file {"path":"/srv/restart"}' });
   const needed = await waitForEvent(a, runId, 'approval_needed');
+  // Parked: the run's job waits in BullMQ's delayed set, held by no worker. (A worker killed
+  // between announcing the approval and parking leaves the job to BullMQ's stalled check.)
+  const runs = new Queue(QUEUES.agentRuns, { connection: system.client as unknown as ConnectionOptions, prefix: QUEUE_PREFIX });
+  try {
+    await waitFor(async () => (await (await Job.fromId(runs, runId))?.getState()) === 'delayed', { message: 'the run parked' });
+  } finally {
+    await runs.close();
+  }
   // The worker dies with no goodbye while the run waits; another one takes over.
   await system.workers[0].kill();
   const replacement = await startWorker({ redisUrl: system.redis.url });
