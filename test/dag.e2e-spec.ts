@@ -59,6 +59,8 @@ it('pauses and resumes an execution', async () => {
       { from: 'c', to: 'd' },
     ],
   });
+  // Only a running execution can be paused (a worker may not have taken it yet on a busy machine).
+  await waitFor(() => store.state.status === 'running', { message: 'running' });
   await client.command('pause_execution', { executionId });
   await waitFor(() => store.state.status === 'paused', { message: 'paused' });
   await expect(client.command('pause_execution', { executionId })).rejects.toMatchObject({ code: 'CONFLICT' });
