@@ -62,7 +62,9 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
   /** Not onModuleDestroy: that runs before the drain, and a pod still draining must keep beating. */
   onApplicationShutdown(): void {
     if (this.timer) clearInterval(this.timer);
-    for (const stream of [...this.unsent.keys()]) this.take(stream);
+    // What waits (the drain's last leaves) goes now, ahead of the connection's QUIT when this
+    // runs first; otherwise the beat-less pod is taken out as stale within three beats anyway.
+    for (const stream of [...this.unsent.keys()]) this.write(stream, { evenWhileWriting: true });
   }
 
   join(stream: StreamName, userId: string): void {
