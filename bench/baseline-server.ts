@@ -2,7 +2,6 @@ import { createServer } from 'node:http';
 import { createShardedAdapter } from '@socket.io/redis-adapter';
 import Redis from 'ioredis';
 import { Server } from 'socket.io';
-import { waitForReady } from '@app/runtime';
 import { cpuNow, serveRequests } from './common';
 
 /**
@@ -10,13 +9,14 @@ import { cpuNow, serveRequests } from './common';
  * dynamic mode (one channel per room, so it only hears rooms it holds). No auth, no
  * sequencing, no history — sockets send `join` and are put in the room. Engine options
  * match the gateway's (websocket only, no compression, same heartbeat), so the two differ
- * in what happens per event, not in transport settings.
+ * in what happens per event, not in transport settings. It runs built, on plain node, as the
+ * gateway does (see `plainScript` in ./common): it imports packages and ./common only.
  */
 async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL ?? '';
   const pub = new Redis(redisUrl);
   const sub = new Redis(redisUrl);
-  await Promise.all([waitForReady(pub), waitForReady(sub)]);
+  await Promise.all([pub, sub].map((redis) => new Promise((resolve, reject) => redis.once('ready', resolve).once('end', reject))));
 
   const http = createServer();
   const io = new Server(http, {

@@ -1,12 +1,12 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import Redis from 'ioredis';
 import { RedisServerProcess, waitFor } from '@app/runtime';
 import { type AppProcess, startGateway } from '../test/support/processes';
 import { signToken } from '../test/support/tokens';
-import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, redisCpuUs, rssKb, sleep } from './common';
+import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, plainScript, redisCpuUs, rssKb, sleep } from './common';
 
 /**
  * `npm run bench`: the full path (StreamPublisher → Lua → two gateway pods → sockets) next
@@ -139,7 +139,7 @@ async function startGatewayPod(redisUrl: string, serverId: string): Promise<Pod>
 }
 
 async function startBaselinePod(redisUrl: string, name: string): Promise<Pod> {
-  const helper = fork(name, 'baseline-server.ts', { REDIS_URL: redisUrl });
+  const helper = fork(name, relative(__dirname, plainScript(join(__dirname, 'baseline-server.ts'))), { REDIS_URL: redisUrl });
   const { port } = await helper.started();
   return {
     name,

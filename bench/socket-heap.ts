@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { RedisServerProcess, waitFor } from '@app/runtime';
 import { type AppProcess, startGateway } from '../test/support/processes';
 import { signToken } from '../test/support/tokens';
-import { HelperProcess, rssKb, sleep } from './common';
+import { HelperProcess, plainScript, rssKb, sleep } from './common';
 
 /**
  * Where an idle socket's memory goes: heap snapshots of a gateway pod and of the baseline
@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   try {
     gateway = await startGateway({ redisUrl: redis.url, env: { NODE_OPTIONS: flags.join(' ') } }, 'heap-gw');
     const gw = gateway;
-    const baseline = HelperProcess.fork('baseline', join(__dirname, 'baseline-server.ts'), { REDIS_URL: redis.url }, flags);
+    const baseline = HelperProcess.fork('baseline', plainScript(join(__dirname, 'baseline-server.ts')), { REDIS_URL: redis.url }, flags);
     const clients = HelperProcess.fork('clients', join(__dirname, 'clients.ts'), {});
     helpers.push(baseline, clients);
     const { port } = await baseline.started();

@@ -1,10 +1,10 @@
 import { type ChildProcess, fork as forkChild } from 'node:child_process';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import Redis from 'ioredis';
 import { RedisServerProcess } from '@app/runtime';
 import { type AppProcess, startGateway } from '../test/support/processes';
 import { TEST_API_KEY } from '../test/support/tokens';
-import { HelperProcess, nowUs, redisCpuUs, rssKb } from '../bench/common';
+import { HelperProcess, nowUs, plainScript, redisCpuUs, rssKb } from '../bench/common';
 import type { ClientStats } from './client-worker';
 import type { LoadConfig, SideKey } from './config';
 import { Histogram, procCpuUs } from './stats';
@@ -328,7 +328,12 @@ async function gatewayPod(redisUrl: string, i: number): Promise<Pod> {
 async function baselinePod(redisUrl: string, i: number): Promise<Pod> {
   const launch = async () => {
     const nodeFlags = process.env.POD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-    const helper = fork(`baseline-${i + 1}`, join('..', 'bench', 'baseline-server.ts'), { REDIS_URL: redisUrl }, nodeFlags);
+    const helper = fork(
+      `baseline-${i + 1}`,
+      relative(__dirname, plainScript(join(__dirname, '..', 'bench', 'baseline-server.ts'))),
+      { REDIS_URL: redisUrl },
+      nodeFlags,
+    );
     const { port } = await helper.started(60_000);
     return { helper, url: `http://127.0.0.1:${Number(port)}` };
   };

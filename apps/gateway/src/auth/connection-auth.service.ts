@@ -60,7 +60,7 @@ export class ConnectionAuth {
     if (socket.disconnected) return { expiresAt: next.expiresAt };
     this.disarm(socket);
     socket.data.auth = next;
-    for (const stream of [...(socket.data.subscriptions?.keys() ?? [])]) {
+    for (const { stream } of [...(socket.data.subscriptions ?? [])]) {
       if (!canAccess(next, stream)) this.subscriptions.unsubscribe(socket, stream);
     }
     this.armExpiry(socket);

@@ -22,8 +22,11 @@ export interface SocketSubscription {
  */
 export interface SocketData {
   auth: AuthContext;
-  /** From the first subscribe on. */
-  subscriptions?: Map<StreamName, SocketSubscription>;
+  /**
+   * From the first subscribe on, at most one per stream. A list, not a Map: most sockets hold
+   * one or two, and a one-entry Map costs ~180 bytes more per socket (see bench/socket-heap.ts).
+   */
+  subscriptions?: SocketSubscription[];
   /** From the first command on. */
   limiter?: RateLimiter;
 }

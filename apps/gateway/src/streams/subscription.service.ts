@@ -43,9 +43,8 @@ export class SubscriptionService {
   async subscribe(socket: GatewaySocket, payload: CommandPayload<'subscribe'>): Promise<CommandOutcome<CommandResult<'subscribe'>>> {
     const { stream } = payload;
     if (!canAccess(socket.data.auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
-    const subscriptions = (socket.data.subscriptions ??= new Map());
-    const previous = subscriptions.get(stream);
-    if (!previous && subscriptions.size >= this.config.limits.maxSubscriptions) {
+    const previous = socket.data.subscriptions?.find((s) => s.stream === stream);
+    if (!previous && (socket.data.subscriptions?.length ?? 0) >= this.config.limits.maxSubscriptions) {
       throw new ProtocolError(ErrorCode.VALIDATION_FAILED, `at most ${this.config.limits.maxSubscriptions} subscriptions per connection`, [
         { field: 'stream', constraint: 'maxSubscriptions', message: 'unsubscribe from a stream first' },
       ]);
@@ -56,7 +55,9 @@ export class SubscriptionService {
     if (previous) this.end(socket, previous, { keepPresence: true });
 
     const subscription: SocketSubscription = { stream, pending: null, live: false, present: wasPresent, feed: false, ended: false };
-    subscriptions.set(stream, subscription);
+    // A socket's first list is made with room for exactly one (`[]` then push reserves 17).
+    if (socket.data.subscriptions) socket.data.subscriptions.push(subscription);
+    else socket.data.subscriptions = [subscription];
     this.metrics.subscriptions.inc();
     const gone = () => new ProtocolError(ErrorCode.CONFLICT, `the subscription to ${stream} ended before it was ready`);
 
@@ -130,26 +131,27 @@ export class SubscriptionService {
 
   /** Leaves the stream (no-op when not subscribed). Returns whether there was a subscription. */
   unsubscribe(socket: GatewaySocket, stream: StreamName): boolean {
-    const subscription = socket.data.subscriptions?.get(stream);
+    const subscription = socket.data.subscriptions?.find((s) => s.stream === stream);
     if (!subscription) return false;
     this.end(socket, subscription);
     return true;
   }
 
   unsubscribeAll(socket: GatewaySocket): void {
-    for (const subscription of [...(socket.data.subscriptions?.values() ?? [])]) this.end(socket, subscription);
+    for (const subscription of [...(socket.data.subscriptions ?? [])]) this.end(socket, subscription);
   }
 
   private endIfCurrent(socket: GatewaySocket, subscription: SocketSubscription): void {
-    if (socket.data.subscriptions?.get(subscription.stream) === subscription) this.end(socket, subscription);
+    if (socket.data.subscriptions?.includes(subscription)) this.end(socket, subscription);
   }
 
-  /** Ends one subscription: out of the map and the room, its pending and feed reference given back. */
+  /** Ends one subscription: out of the socket's list and the room, its pending and feed reference given back. */
   private end(socket: GatewaySocket, subscription: SocketSubscription, { keepPresence = false } = {}): void {
     if (subscription.ended) return;
     subscription.ended = true;
     const { stream } = subscription;
-    if (socket.data.subscriptions?.get(stream) === subscription) socket.data.subscriptions.delete(stream);
+    const at = socket.data.subscriptions?.indexOf(subscription) ?? -1;
+    if (at >= 0) socket.data.subscriptions?.splice(at, 1);
     this.metrics.subscriptions.dec();
     if (subscription.live) void socket.leave(stream);
     if (subscription.present && !keepPresence) this.presence.leave(stream, socket.data.auth.userId);
