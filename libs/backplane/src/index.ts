@@ -1,4 +1,5 @@
 export * from './keys';
+export * from './producers';
 export * from './retention';
 export * from './scripts';
 export * from './stream-history';

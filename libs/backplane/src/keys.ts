@@ -55,9 +55,12 @@ export function streamSlot(stream: StreamName): number {
   return calculateSlot(tag(stream));
 }
 
-/** HTTP publish idempotency (`Idempotency-Key`), scoped to the stream. */
-export function publishIdempotencyKey(stream: StreamName, key: string): string {
-  return `${tag(stream)}:idem:${key}`;
+/**
+ * A producer's fence on one stream (see publish.lua.ts): STRING `<epoch>:<seq>:<answer>`.
+ * Producer ids carry their namespace (`producerIds` in producers.ts).
+ */
+export function producerKey(stream: StreamName, producerId: string): string {
+  return `${tag(stream)}:producer:${producerId}`;
 }
 
 /** The channel a stream's events and presence changes are SPUBLISHed on. */

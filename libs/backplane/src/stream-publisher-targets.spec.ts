@@ -154,10 +154,10 @@ describe('StreamPublisher on one Redis: one call carries many streams', () => {
   /** Watches the script calls on a connection whose publisher has defined the script: the streams (meta keys) of each, and how many overlapped. */
   function watchCalls(redis: RedisClient) {
     const commands = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    const original = commands.rtPublishV3;
-    const seen = { calls: [] as Array<Set<string>>, most: 0, stop: () => void (commands.rtPublishV3 = original) };
+    const original = commands.rtPublishV4;
+    const seen = { calls: [] as Array<Set<string>>, most: 0, stop: () => void (commands.rtPublishV4 = original) };
     const open = new Set<Set<string>>();
-    commands.rtPublishV3 = async function (this: unknown, ...args: unknown[]) {
+    commands.rtPublishV4 = async function (this: unknown, ...args: unknown[]) {
       const streams = new Set((args.slice(1, 1 + Number(args[0])) as string[]).filter((k) => k.endsWith(':meta')));
       for (const other of open) for (const key of streams) expect(other.has(key)).toBe(false);
       open.add(streams);

@@ -2,6 +2,7 @@ import { foldEvents, initialState, type BotEvent, type Envelope, type StreamName
 import { acquireRedis, createRedis, waitFor, type AcquiredRedis } from '@app/runtime';
 import type { RedisClient } from '@app/runtime';
 import { streamChannel, streamKeys } from './keys';
+import { Producer, ProducerFencedError, producerIds, singleEvent } from './producers';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention';
 import { StreamHistory } from './stream-history';
 import { type PublishedEvent, StreamPublisher } from './stream-publisher';
@@ -121,6 +122,82 @@ describe('StreamPublisher', () => {
     expect(batch[2]).toEqual({ ...earlier, duplicate: true });
     expect(batch[3]).toEqual({ ...batch[1], duplicate: true });
     expect((await new StreamHistory(connect(), DEFAULT_RETENTION).range(stream, 1, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+  });
+
+  describe('producers', () => {
+    const payloadsIn = async (stream: StreamName) => (await new StreamHistory(connect(), DEFAULT_RETENTION).range(stream, 1, 100)).map((e) => e.payload);
+
+    it('publishes each stamp once: a resend of a whole call (another connection, as after a reconnect) is all duplicates', async () => {
+      const stream = newStream();
+      const first = new Producer(producerIds.run('r1'), 1);
+      const stamps = [first.next(), first.next(), first.next()];
+      const a = new StreamPublisher(connect(), DEFAULT_RETENTION);
+      const published = await Promise.all(stamps.map((producer, i) => a.publish(stream, thinking(i), { producer })));
+      expect(published.map((e) => [e.seq, e.duplicate])).toEqual([
+        [1, false],
+        [2, false],
+        [3, false],
+      ]);
+      const b = new StreamPublisher(connect(), DEFAULT_RETENTION);
+      const resent = await Promise.all(stamps.map((producer, i) => b.publish(stream, thinking(i), { producer })));
+      expect(resent.every((e) => e.duplicate)).toBe(true);
+      // A duplicate is answered with the producer's newest answer.
+      expect(resent.map((e) => e.seq)).toEqual([3, 3, 3]);
+      expect(await payloadsIn(stream)).toEqual([0, 1, 2].map((i) => thinking(i).payload));
+      // The producer goes on where it was.
+      expect(await a.publish(stream, thinking(3), { producer: first.next() })).toMatchObject({ seq: 4, duplicate: false });
+    });
+
+    it('fences an older epoch off once a newer one published, and lets the newer one go on', async () => {
+      const stream = newStream();
+      const publisher = new StreamPublisher(connect(), DEFAULT_RETENTION);
+      const zombie = new Producer(producerIds.run('r2'), 1);
+      const successor = new Producer(producerIds.run('r2'), 2);
+      await publisher.publish(stream, thinking(1), { producer: zombie.next() });
+      await publisher.publish(stream, thinking(2), { producer: successor.next() });
+      const refused = publisher.publish(stream, thinking(3), { producer: zombie.next() });
+      await expect(refused).rejects.toBeInstanceOf(ProducerFencedError);
+      await expect(refused).rejects.toMatchObject({ epoch: 1, newerEpoch: 2 });
+      // In one call: the fenced event is refused, the events beside it go out.
+      const [plain, fenced, next] = await Promise.allSettled([
+        publisher.publish(stream, thinking(4)),
+        publisher.publish(stream, thinking(5), { producer: zombie.next() }),
+        publisher.publish(stream, thinking(6), { producer: successor.next() }),
+      ]);
+      expect([plain.status, fenced.status, next.status]).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(await payloadsIn(stream)).toEqual([1, 2, 4, 6].map((i) => thinking(i).payload));
+    });
+
+    it('a claimed epoch fences the older ones before it publishes anything; an older claim is refused', async () => {
+      const stream = newStream();
+      const publisher = new StreamPublisher(connect(), DEFAULT_RETENTION);
+      const id = producerIds.run('r4');
+      await publisher.fence(stream, id, 3);
+      await expect(publisher.publish(stream, thinking(1), { producer: new Producer(id, 2).next() })).rejects.toBeInstanceOf(ProducerFencedError);
+      await expect(publisher.fence(stream, id, 2)).rejects.toMatchObject({ epoch: 2, newerEpoch: 3 });
+      await publisher.fence(stream, id, 3);
+      expect(await publisher.publish(stream, thinking(2), { producer: new Producer(id, 3).next() })).toMatchObject({ seq: 1, duplicate: false });
+    });
+
+    it('answers a stamp repeated inside one call with the answer of its first', async () => {
+      const stream = newStream();
+      const publisher = new StreamPublisher(connect(), DEFAULT_RETENTION);
+      const stamp = singleEvent(producerIds.once('x'));
+      const [one, two] = await Promise.all([
+        publisher.publish(stream, thinking(1), { producer: stamp }),
+        publisher.publish(stream, thinking(2), { producer: stamp }),
+      ]);
+      expect(one.duplicate).toBe(false);
+      expect(two).toEqual({ ...one, duplicate: true });
+    });
+
+    it('keeps namespaces apart: an HTTP key never collides with the system key of the same name', async () => {
+      const stream = newStream();
+      const publisher = new StreamPublisher(connect(), DEFAULT_RETENTION);
+      const internal = await publisher.publish(stream, thinking(1), { idempotencyKey: 'run-done.r3' });
+      const http = await publisher.publish(stream, thinking(2), { producer: singleEvent(producerIds.http('run-done.r3')) });
+      expect([internal.duplicate, http.duplicate, http.seq]).toEqual([false, false, 2]);
+    });
   });
 
   it('rejects every publish of a batch whose call fails, and goes on with the next', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EventDraft, StreamName } from '@app/protocol';
-import { publishIdempotencyKey, streamChannel, streamKeys, streamSlot } from './keys';
+import { producerKey, streamChannel, streamKeys, streamSlot } from './keys';
+import { ProducerFencedError, producerIds, type ProducerStamp, singleEvent } from './producers';
 import type { RetentionPolicy } from './retention';
 import { type RedisClient, runScript } from './scripts';
 import { StreamHistory } from './stream-history';
@@ -11,13 +12,23 @@ export interface PublishedEvent {
   epoch: string;
   id: string;
   ts: number;
-  /** True when an idempotency key had already published: this is the first answer again. */
+  /**
+   * True when the event's producer stamp had already published (see producers.ts): nothing
+   * was sent, and this is the producer's newest answer (for a producer of one event, an
+   * idempotency key, the first answer).
+   */
   duplicate: boolean;
 }
 
 export interface PublishOptions {
-  /** Makes a retry return the first answer instead of publishing twice. */
+  /** Publishes the event once whatever retries happen (see producers.ts). */
+  producer?: ProducerStamp;
+  /**
+   * Shorthand for a producer of this one event in the system's namespace
+   * (`producerIds.once`): a retry returns the first answer instead of publishing twice.
+   */
   idempotencyKey?: string;
+  /** How long the producer's fence lives on the stream, seconds (default one day). */
   idempotencyTtlSeconds?: number;
 }
 
@@ -25,7 +36,7 @@ export interface PublishOptions {
 const COMPACTION_LOCK_MS = 30_000;
 /** After another process was found folding a stream, leave it alone this long. */
 const COMPACTION_BACKOFF_MS = 1_000;
-const DEFAULT_IDEMPOTENCY_TTL_S = 24 * 60 * 60;
+const DEFAULT_PRODUCER_TTL_S = 24 * 60 * 60;
 /** History is trimmed when a stream's seq passes a multiple of this (age: up to 128 events each time). */
 const DEFAULT_TRIM_EVERY = 16;
 /**
@@ -68,8 +79,8 @@ interface Queued {
   id: string;
   /** `"id":…,"type":…,"payload":…}`: the envelope after its seq, epoch and ts. */
   tail: string;
-  idempotencyKey?: string;
-  idempotencyTtlSeconds: number;
+  stamp?: ProducerStamp;
+  stampTtlSeconds: number;
   resolve(event: PublishedEvent): void;
   reject(error: unknown): void;
 }
@@ -140,8 +151,8 @@ export class StreamPublisher {
         id,
         // The caller's JSON, never re-encoded by Redis' cjson (which turns `[]` into `{}`).
         tail: `"id":"${id}","type":${JSON.stringify(draft.type)},"payload":${JSON.stringify(draft.payload)}}`,
-        idempotencyKey: options.idempotencyKey,
-        idempotencyTtlSeconds: options.idempotencyKey !== undefined ? (options.idempotencyTtlSeconds ?? DEFAULT_IDEMPOTENCY_TTL_S) : 0,
+        stamp: options.producer ?? (options.idempotencyKey !== undefined ? singleEvent(producerIds.once(options.idempotencyKey)) : undefined),
+        stampTtlSeconds: options.idempotencyTtlSeconds ?? DEFAULT_PRODUCER_TTL_S,
         resolve,
         reject,
       };
@@ -165,6 +176,16 @@ export class StreamPublisher {
       if (this.lingerMs > 0) setTimeout(flush, this.lingerMs);
       else setImmediate(flush);
     });
+  }
+
+  /**
+   * Claims a producer's epoch on a stream before it publishes: from then on its older epochs
+   * are refused there (ProducerFencedError), whatever this one goes on to publish. Rejects
+   * with ProducerFencedError if a newer epoch already holds the stream.
+   */
+  async fence(stream: StreamName, producerId: string, epoch: number, ttlSeconds = DEFAULT_PRODUCER_TTL_S): Promise<void> {
+    const held = Number(await runScript(this.redis, 'rtProducerFenceV1', [producerKey(stream, producerId)], [epoch, ttlSeconds]));
+    if (held > epoch) throw new ProducerFencedError(producerId, epoch, held);
   }
 
   /** Resolves when background compactions have settled (call before closing the connection). */
@@ -194,17 +215,21 @@ export class StreamPublisher {
     this.call(batch)
       .then(
         (streams) => {
-          for (const { events, error, checkpointSeq } of streams) {
+          for (const { stream, events, error, checkpointSeq } of streams) {
             if (error) {
               events.forEach((item) => item.reject(error));
               continue;
             }
             let newest = 0;
             for (const { item, event } of events) {
+              if (event instanceof Error) {
+                item.reject(event);
+                continue;
+              }
               item.resolve(event);
               if (!event.duplicate) newest = Math.max(newest, event.seq);
             }
-            if (newest > 0) this.maybeCompact(events[0].event.stream, newest, checkpointSeq);
+            if (newest > 0) this.maybeCompact(stream, newest, checkpointSeq);
           }
         },
         (error: unknown) => batch.forEach(([, items]) => items.forEach((item) => item.reject(error))),
@@ -220,17 +245,22 @@ export class StreamPublisher {
     const keys: string[] = [];
     const streamArgs: Array<string | number> = [];
     const eventArgs: string[] = [];
-    const idempotencyKeys: string[] = [];
-    const idempotencyArgs: number[] = [];
+    /** Producer key → its number among the call's producer keys (1-based). */
+    const producers = new Map<string, number>();
+    const stampArgs: Array<string | number> = [];
+    let stamped = 0;
     let index = 0;
     for (const [stream, items] of batch) {
       const k = streamKeys(stream);
       keys.push(k.meta, k.history, k.checkpoint);
       streamArgs.push(`{"v":1,"stream":${JSON.stringify(stream)},"seq":`, streamChannel(stream), items.length);
       for (const item of items) {
-        if (item.idempotencyKey !== undefined) {
-          idempotencyKeys.push(publishIdempotencyKey(stream, item.idempotencyKey));
-          idempotencyArgs.push(index, item.idempotencyTtlSeconds);
+        if (item.stamp) {
+          const key = producerKey(stream, item.stamp.id);
+          let number = producers.get(key);
+          if (number === undefined) producers.set(key, (number = producers.size + 1));
+          stampArgs.push(index, number, item.stamp.epoch, item.stamp.seq, item.stampTtlSeconds);
+          stamped++;
         }
         eventArgs.push(item.id, item.tail);
         index++;
@@ -238,18 +268,18 @@ export class StreamPublisher {
     }
     const reply = (await runScript(
       this.redis,
-      'rtPublishV3',
-      [...keys, ...idempotencyKeys],
+      'rtPublishV4',
+      [...keys, ...producers.keys()],
       [
         batch.length,
-        idempotencyKeys.length,
+        stamped,
         this.retention.maxEvents,
         this.retention.maxAgeMs,
         this.retention.idleTtlSeconds,
         this.retention.trimEvery ?? DEFAULT_TRIM_EVERY,
         ...streamArgs,
         ...eventArgs,
-        ...idempotencyArgs,
+        ...stampArgs,
       ],
     )) as [number, ...Array<string | number | null>];
     const ts = Number(reply[0]);
@@ -264,11 +294,11 @@ export class StreamPublisher {
       const mine = answers.slice(at, at + items.length);
       at += items.length;
       if (typeof epoch !== 'string') {
-        outcomes.push({ events: items, error: new StreamPublishError(stream, String(second)), checkpointSeq: 0 });
+        outcomes.push({ stream, events: items, error: new StreamPublishError(stream, String(second)), checkpointSeq: 0 });
         continue;
       }
       const events = items.map((item, i) => ({ item, event: answerOf(stream, epoch, ts, item, mine[i]) }));
-      outcomes.push({ events, checkpointSeq: Number(second) });
+      outcomes.push({ stream, events, checkpointSeq: Number(second) });
     }
     return outcomes;
   }
@@ -359,12 +389,26 @@ function takeBatch(target: Target, picked: Array<[StreamName, number]>, events: 
   return batch;
 }
 
-type StreamOutcome =
-  | { events: Array<{ item: Queued; event: PublishedEvent }>; error?: undefined; checkpointSeq: number }
-  | { events: Queued[]; error: StreamPublishError; checkpointSeq: number };
+type StreamOutcome = { stream: StreamName; checkpointSeq: number } & (
+  | { events: Array<{ item: Queued; event: PublishedEvent | ProducerFencedError }>; error?: undefined }
+  | { events: Queued[]; error: StreamPublishError }
+);
 
-/** One event's answer: its seq, or the first answer of its idempotency key (a JSON string). */
-function answerOf(stream: StreamName, epoch: string, ts: number, item: Queued, answer: string | number | null | undefined): PublishedEvent {
+/**
+ * One event's answer: its seq; or, for a duplicate of its producer stamp, the producer's
+ * newest answer (a JSON string); or the refusal of a fenced producer (`!fenced:<epoch>`).
+ */
+function answerOf(
+  stream: StreamName,
+  epoch: string,
+  ts: number,
+  item: Queued,
+  answer: string | number | null | undefined,
+): PublishedEvent | ProducerFencedError {
+  if (typeof answer === 'string' && answer.startsWith('!fenced:')) {
+    const stamp = item.stamp as ProducerStamp;
+    return new ProducerFencedError(stamp.id, stamp.epoch, Number(answer.slice('!fenced:'.length)));
+  }
   if (typeof answer === 'string') {
     const first = JSON.parse(answer) as { seq: number; epoch: string; id: string; ts: number };
     return { stream, seq: Number(first.seq), epoch: first.epoch, id: first.id, ts: Number(first.ts), duplicate: true };

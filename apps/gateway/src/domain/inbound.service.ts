@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { derivedId, StreamPublisher } from '@app/backplane';
+import { derivedId, producerIds, singleEvent, StreamPublisher } from '@app/backplane';
 import { botStream, ErrorCode, isValidId, ProtocolError } from '@app/protocol';
 import { InboundMessageDto, validateAs } from '@app/protocol/dto';
 import { randomUUID } from 'node:crypto';
@@ -41,7 +41,8 @@ export class InboundService {
     const published = await this.publisher.publish(
       botStream(botId),
       { type: 'platform_message', payload: { sessionId, platform: message.platform, chatId: message.chatId, role: 'user', content: message.content } },
-      { idempotencyKey: `inbound:${key}` },
+      // The caller's key: in the HTTP namespace, apart from the system's own.
+      { producer: singleEvent(producerIds.http(`inbound:${key}`)) },
     );
     if (!published.duplicate) this.metrics.eventsPublished.inc();
     const runId = derivedId('run', platformUser, key);

@@ -1,5 +1,5 @@
 import { Body, Controller, Headers, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
-import { StreamPublisher } from '@app/backplane';
+import { producerIds, singleEvent, StreamPublisher } from '@app/backplane';
 import { ErrorCode, parseStream, ProtocolError, validateEventDraft } from '@app/protocol';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { InboundService } from '../domain/inbound.service';
@@ -48,7 +48,8 @@ export class PublishController {
     if (violations.length > 0) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'invalid event', violations);
 
     const published = await this.deadline.run(() =>
-      this.publisher.publish(stream.name, { type: type as string, payload }, idempotencyKey ? { idempotencyKey } : {}),
+      // The caller's key lives in the HTTP namespace: it cannot collide with the system's own.
+      this.publisher.publish(stream.name, { type: type as string, payload }, idempotencyKey ? { producer: singleEvent(producerIds.http(idempotencyKey)) } : {}),
     );
     if (!published.duplicate) this.metrics.eventsPublished.inc();
     return { stream: published.stream, seq: published.seq, epoch: published.epoch, id: published.id };

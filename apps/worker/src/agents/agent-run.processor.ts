@@ -1,7 +1,7 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DelayedError, type Job } from 'bullmq';
-import { type AgentRunJob, DomainStore, FINISHED_RUN, QUEUES, type RunRecord } from '@app/backplane';
+import { type AgentRunJob, DomainStore, FINISHED_RUN, ProducerFencedError, QUEUES, type RunRecord } from '@app/backplane';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
 import { handBack, HandedBack } from '../ops/hand-back';
 import { WorkerMetrics } from '../ops/worker-metrics';
@@ -56,7 +56,7 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     const timer = this.metrics.jobDuration.startTimer({ queue: 'agent-runs' });
     let step: Step;
     try {
-      step = await this.step(job.data, signal);
+      step = await this.step(job.data, job.attemptsStarted, signal);
     } catch (error) {
       timer();
       if (error instanceof HandedBack) {
@@ -91,7 +91,7 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     throw new DelayedError();
   }
 
-  private async step(data: AgentRunJob, handBackSignal?: AbortSignal): Promise<Step> {
+  private async step(data: AgentRunJob, attempt: number, handBackSignal?: AbortSignal): Promise<Step> {
     const run = await this.store.getRun(data.runId);
     if (!run || FINISHED_RUN.has(run.status)) {
       await this.release(data);
@@ -102,11 +102,12 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     const tracked = this.cancellation.track(data.runId);
     let outcome: RunOutcome;
     try {
-      outcome = await this.advance(data, run, { cancel: tracked.signal, ...(handBackSignal ? { handBack: handBackSignal } : {}) });
+      outcome = await this.advance(data, run, { cancel: tracked.signal, attempt, ...(handBackSignal ? { handBack: handBackSignal } : {}) });
     } catch (error) {
-      if (error instanceof HandedBack) throw error;
+      // Fenced: this worker lost the job (it stalled) and another one has taken the run on.
+      if (error instanceof HandedBack || error instanceof ProducerFencedError) throw error;
       this.logger.error({ msg: 'run failed', runId: data.runId, err: error instanceof Error ? error.stack : String(error) });
-      outcome = await this.runtime.end(data, 'failed', null, 'the run failed');
+      outcome = await this.runtime.end(data, 'failed', null, 'the run failed', attempt);
     } finally {
       tracked.done();
     }
@@ -116,12 +117,14 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
 
   private async advance(data: AgentRunJob, run: RunRecord, signals: RunSignals): Promise<RunOutcome> {
     const state = run.status === 'waiting' ? await this.store.loadRunState<RunState>(data.runId) : null;
-    if (run.cancelRequested) return this.runtime.end(data, 'cancelled', state);
+    if (run.cancelRequested) return this.runtime.end(data, 'cancelled', state, undefined, signals.attempt);
     switch (run.status) {
       case 'running':
-        return this.runtime.end(data, 'failed', null, 'the worker running this run stopped; it was not resumed');
+        return this.runtime.end(data, 'failed', null, 'the worker running this run stopped; it was not resumed', signals.attempt);
       case 'waiting':
-        return state ? this.runtime.resume(data, state, signals) : this.runtime.end(data, 'failed', null, 'the run lost its saved state while it waited');
+        return state
+          ? this.runtime.resume(data, state, signals)
+          : this.runtime.end(data, 'failed', null, 'the run lost its saved state while it waited', signals.attempt);
       default:
         await this.store.setRunStatus(data.runId, 'running');
         return this.runtime.start(data, signals);

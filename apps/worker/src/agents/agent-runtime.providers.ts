@@ -1,5 +1,6 @@
 import type { Provider } from '@nestjs/common';
 import { DomainStore } from '@app/backplane';
+import { botStream } from '@app/protocol';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
 import { EventSink } from '../ops/event-sink';
 import { BOT_DEFINITIONS } from './bots';
@@ -48,6 +49,7 @@ export const agentRuntimeProviders: Provider[] = [
         tools,
         store,
         publish: (botId, event, options) => sink.bot(botId, event, options),
+        fence: (botId, producerId, epoch) => sink.publisher.fence(botStream(botId), producerId, epoch),
         coalescer: (send) => sink.coalescer(send),
         options: config.agents,
       });

@@ -3,6 +3,7 @@ import { CATCH_UP_LUA } from './catch-up.lua';
 import { COMMAND_SETTLE_LUA } from './command-record.lua';
 import { ADMIT_SESSION_RUN_LUA, DECIDE_LUA, TRANSITION_LUA } from './domain.lua';
 import { PRESENCE_APPLY_LUA, PRESENCE_BEAT_LUA, PRESENCE_LIST_LUA } from './presence.lua';
+import { PRODUCER_FENCE_LUA } from './producer-fence.lua';
 import { PUBLISH_LUA } from './publish.lua';
 import { WRITE_CHECKPOINT_LUA } from './write-checkpoint.lua';
 
@@ -13,9 +14,10 @@ export type RedisClient = Redis | Cluster;
  * arguments change gets a new version, so old and new pods can run side by side.
  */
 const SCRIPTS = {
-  // Batches over several streams: 3 keys per stream plus one per idempotent event, so the
-  // key count is the first argument.
-  rtPublishV3: { lua: PUBLISH_LUA },
+  // Batches over several streams: 3 keys per stream plus one per producer, so the key count
+  // is the first argument. (V4: producer stamps instead of idempotency keys.)
+  rtPublishV4: { lua: PUBLISH_LUA },
+  rtProducerFenceV1: { numberOfKeys: 1, lua: PRODUCER_FENCE_LUA },
   rtCatchUpV2: { numberOfKeys: 3, lua: CATCH_UP_LUA },
   rtWriteCheckpointV1: { numberOfKeys: 3, lua: WRITE_CHECKPOINT_LUA },
   rtPresenceApplyV1: { numberOfKeys: 3, lua: PRESENCE_APPLY_LUA },

@@ -12,11 +12,11 @@
  * KEYS[3s-2] meta        HASH epoch, seq, checkpointSeq, createdAt, replid, base, touched
  * KEYS[3s-1] history     STREAM id `<seq>-0`, fields i (event id), t (ts ms), e (envelope JSON)
  * KEYS[3s]   checkpoint  STRING checkpoint JSON (dropped with a lost stream, expired here)
- * then KEYS[3S+1..] idempotency  STRING earlier answer, one key per event that has an
- *                       idempotency key, in the order of those events
+ * then KEYS[3S+1..3S+P] producer  STRING `<epoch>:<seq>:<answer>`, one key per producer that
+ *                       stamps an event of this call (see below), each on its stream's tag
  *
  * ARGV[1] number of streams S
- * ARGV[2] number of events with an idempotency key, M
+ * ARGV[2] number of stamped events M
  * ARGV[3] max events kept (count retention, approximate: whole stream nodes are trimmed)
  * ARGV[4] max event age in ms (0 = no age retention)
  * ARGV[5] idle TTL of the streams' keys, seconds (0 = none)
@@ -26,12 +26,23 @@
  * then per event i (0-based, grouped by stream in stream order, each stream's in publish
  *   order), at 7 + 3S + 2i: event id · envelope tail
  *   `"id":"<id>","type":"<type>","payload":<payload JSON>}` (JSON built by the caller)
- * then per idempotent event j (0-based), at 7 + 3S + 2N + 2j: its index i · TTL seconds; its
- *   key is KEYS[3S + 1 + j]
+ * then per stamped event j (0-based, in event order), at 7 + 3S + 2N + 5j: its index i ·
+ *   its producer's key number p (1-based: KEYS[3S + p]) · producer epoch · producer seq ·
+ *   TTL of the producer key, seconds
+ *
+ * **Producers** (exactly-once publishing, the one mechanism for it): an event may carry a
+ * stamp (producer id, epoch, seq), fenced per stream by its producer key. The producer's
+ * newest accepted stamp is kept; an event whose stamp is
+ *   - of an older epoch is refused (`!fenced:<epoch>`): a zombie — a worker whose job was
+ *     given to another after it stalled — cannot publish after its successor started;
+ *   - of the same epoch and a seq at or below the newest is a duplicate (a resend after a
+ *     reconnect, a retried call): nothing is published, and its answer is the producer's
+ *     newest answer (for a producer of one event — an idempotency key — the first answer);
+ *   - newer is published, and becomes the newest.
  *
  * Returns { ts, then per stream: epoch · checkpointSeq, then per event: r_i } where r_i is
- * the event's seq (an integer), or, when its idempotency key had already published, the first
- * answer's JSON `{"seq","epoch","id","ts"}` (a string; nothing was sent for it). A stream
+ * the event's seq (an integer), or, for a duplicate, the answer JSON `{"seq","epoch","id","ts"}`
+ * (a string; nothing was sent for it), or `!fenced:<epoch>` (a string). A stream
  * whose step failed (e.g. a key of the wrong type) answers false · the error message, and
  * false for each of its events; the other streams of the call are unaffected (its seqs may
  * have been claimed: they are never reused). An error of the server's state (READONLY,
@@ -49,12 +60,12 @@
  * re-encoded by cjson (which would turn `[]` into `{}`).
  */
 export const PUBLISH_LUA = `
-local streams, idempotent = tonumber(ARGV[1]), tonumber(ARGV[2])
+local streams, stamped = tonumber(ARGV[1]), tonumber(ARGV[2])
 local maxEvents, maxAge, idleTtl, every = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local eventArgs = 7 + 3 * streams
 local events = 0
 for s = 0, streams - 1 do events = events + tonumber(ARGV[9 + 3 * s]) end
-local idempotencyArgs = eventArgs + 2 * events
+local stampArgs = eventArgs + 2 * events
 
 local now = redis.call('TIME')
 local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -63,11 +74,31 @@ local info = redis.call('INFO', 'replication')
 local at = string.find(info, 'master_replid:', 1, true)
 local replid = string.sub(info, at + 14, at + 53)
 
--- Event index (0-based) -> its idempotency key and TTL.
-local keyOf, ttlOf = {}, {}
-for j = 0, idempotent - 1 do
-  local i = tonumber(ARGV[idempotencyArgs + 2 * j])
-  keyOf[i], ttlOf[i] = KEYS[3 * streams + 1 + j], tonumber(ARGV[idempotencyArgs + 2 * j + 1])
+-- Event index (0-based) -> its stamp { key, epoch, seq, ttl }.
+local stampOf = {}
+for j = 0, stamped - 1 do
+  local at = stampArgs + 5 * j
+  stampOf[tonumber(ARGV[at])] = {
+    key = KEYS[3 * streams + tonumber(ARGV[at + 1])],
+    epoch = tonumber(ARGV[at + 2]), seq = tonumber(ARGV[at + 3]), ttl = tonumber(ARGV[at + 4]),
+  }
+end
+-- Producer key -> its newest stamp { epoch, seq, answer }, read once per call; \`answer\` is
+-- the event index whose seq is not known yet when a stamp of this call is the newest.
+local producers = {}
+local function producerOf(key)
+  local p = producers[key]
+  if p == nil then
+    local value = redis.call('GET', key)
+    if not value then
+      p = false
+    else
+      local e, q, answer = string.match(value, '^(%d+):(%d+):(.*)$')
+      p = { epoch = tonumber(e), seq = tonumber(q), answer = answer }
+    end
+    producers[key] = p
+  end
+  return p
 end
 
 local reply = { ts }
@@ -98,24 +129,28 @@ local function publish(s, first, n)
     end
   end
 
-  -- Idempotency keys are read before anything is written, and the seqs claimed in meta
-  -- first, so no failure half-way through could let a later call reuse one. \`known[key]\`:
-  -- the first answer (a string), or false when this call publishes the key's event.
-  local known = {}
-  local fresh = n
+  -- Stamps are checked before anything is written, and the seqs claimed in meta first, so
+  -- no failure half-way through could let a later call reuse one. \`verdict[i]\`: true to
+  -- publish; the index of the event whose answer it repeats (a duplicate of one of this
+  -- call); an answer string (a duplicate, or \`!fenced:<epoch>\`).
+  local verdict, needed, answerOf = {}, {}, {}
+  local fresh = 0
   for i = first, first + n - 1 do
-    local key = keyOf[i]
-    if key then
-      if known[key] == nil then
-        known[key] = redis.call('GET', key) or false
-        if known[key] then fresh = fresh - 1 end
-      else
-        fresh = fresh - 1
-      end
+    local stamp = stampOf[i]
+    local p = stamp and producerOf(stamp.key)
+    if p and stamp.epoch < p.epoch then
+      verdict[i] = '!fenced:' .. p.epoch
+    elseif p and stamp.epoch == p.epoch and stamp.seq <= p.seq then
+      verdict[i] = p.answer
+    else
+      verdict[i] = true
+      fresh = fresh + 1
+      if stamp then producers[stamp.key] = { epoch = stamp.epoch, seq = stamp.seq, answer = i, ttl = stamp.ttl } end
     end
+    if type(verdict[i]) == 'number' then needed[verdict[i]] = true end
   end
   if fresh == 0 then
-    for i = first, first + n - 1 do reply[answers + i] = known[keyOf[i]] end
+    for i = first, first + n - 1 do reply[answers + i] = verdict[i] end
     return epoch, checkpointSeq
   end
   -- The idle TTL is refreshed at a stream's first publish (a subscribe may have created meta
@@ -132,10 +167,7 @@ local function publish(s, first, n)
   local head, channel = ARGV[arg], ARGV[arg + 1]
   local mid = ',"epoch":' .. cjson.encode(epoch) .. ',"ts":' .. tsText .. ','
   for i = first, first + n - 1 do
-    local key = keyOf[i]
-    if key and known[key] then
-      reply[answers + i] = known[key]
-    else
+    if verdict[i] == true then
       local id = ARGV[eventArgs + 2 * i]
       seq = seq + 1
       -- Lua's \`..\` formats a number as a float (%.14g): once, as an integer, is cheaper.
@@ -143,11 +175,22 @@ local function publish(s, first, n)
       local envelope = head .. seqText .. mid .. ARGV[eventArgs + 2 * i + 1]
       redis.call('XADD', history, seqText .. '-0', 'i', id, 't', tsText, 'e', envelope)
       redis.call('SPUBLISH', channel, '{"kind":"event","envelope":' .. envelope .. '}')
-      if key then
-        known[key] = '{"seq":' .. seq .. ',"epoch":' .. cjson.encode(epoch) .. ',"id":' .. cjson.encode(id) .. ',"ts":' .. tsText .. '}'
-        redis.call('SET', key, known[key], 'EX', ttlOf[i])
-      end
       reply[answers + i] = seq
+      local stamp = stampOf[i]
+      local p = stamp and producers[stamp.key]
+      local newest = p and p.answer == i
+      if newest or needed[i] then
+        answerOf[i] = '{"seq":' .. seqText .. ',"epoch":' .. cjson.encode(epoch) .. ',"id":' .. cjson.encode(id) .. ',"ts":' .. tsText .. '}'
+      end
+      if newest then
+        -- The producer's newest stamp is this event's: its answer is what a duplicate gets.
+        redis.call('SET', stamp.key, string.format('%d:%d:', p.epoch, p.seq) .. answerOf[i], 'EX', p.ttl)
+      end
+    elseif type(verdict[i]) == 'number' then
+      -- A duplicate of an event of this call, published above.
+      reply[answers + i] = answerOf[verdict[i]]
+    else
+      reply[answers + i] = verdict[i]
     end
   end
 

@@ -6,7 +6,7 @@
  * the built-in runtime. The spec beside it runs it against a private Redis.
  */
 import { Worker } from 'bullmq';
-import { type AgentRunJob, DEFAULT_RETENTION, DomainStore, FINISHED_RUN, QUEUE_PREFIX, QUEUES, StreamPublisher } from '@app/backplane';
+import { type AgentRunJob, DEFAULT_RETENTION, DomainStore, FINISHED_RUN, Producer, producerIds, QUEUE_PREFIX, QUEUES, StreamPublisher } from '@app/backplane';
 import { type BotEvent, botStream } from '@app/protocol';
 import { bullConnection, createRedis } from '@app/runtime';
 
@@ -24,7 +24,12 @@ export function startOwnAgentWorker(redisUrl: string, answer: Answer): { close: 
       const { runId, botId, sessionId, messageId, content } = job.data;
       const run = await store.getRun(runId);
       if (!run || FINISHED_RUN.has(run.status)) return 'skipped';
-      const publish = (event: BotEvent, idempotencyKey?: string) => publisher.publish(botStream(botId), event, idempotencyKey ? { idempotencyKey } : {});
+      // Every event once, whatever retries happen: stamped by this attempt's producer, whose
+      // epoch fences off an older attempt still running (its job stalled and came here).
+      const producer = new Producer(producerIds.run(runId), job.attemptsStarted);
+      await publisher.fence(botStream(botId), producer.id, producer.epoch);
+      const publish = (event: BotEvent, idempotencyKey?: string) =>
+        publisher.publish(botStream(botId), event, idempotencyKey ? { idempotencyKey } : { producer: producer.next() });
       const base = { sessionId, runId };
       await store.setRunStatus(runId, 'running');
       await publish({ type: 'run_started', payload: { ...base, model: 'my-agent' } });

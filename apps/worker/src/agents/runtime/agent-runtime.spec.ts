@@ -1,5 +1,5 @@
-import { type AgentRunJob, DomainStore } from '@app/backplane';
-import type { BotEvent } from '@app/protocol';
+import { type AgentRunJob, DEFAULT_RETENTION, DomainStore, ProducerFencedError, StreamHistory, StreamPublisher } from '@app/backplane';
+import { type BotEvent, botStream } from '@app/protocol';
 import { acquireRedis, type AcquiredRedis, createRedis, type RedisClient, waitFor } from '@app/runtime';
 import { DeltaCoalescer } from '../../ops/delta-coalescer';
 import { HandedBack } from '../../ops/hand-back';
@@ -119,6 +119,43 @@ it('through a coalescer: the streamed reply leaves in fewer deltas, in order, co
   expect(types()).toEqual(['run_started', 'message', 'thinking', 'message', 'usage', 'done']);
   expect(replyText()).toBe('Echo: hello there, coalesced');
   expect(published.has(`run-done.${job.runId}`)).toBe(true);
+});
+
+it('a run publishes as its job attempt: a stalled processing still streaming is fenced off once the next one took the run on', async () => {
+  // Real stream publishing: the runtime's producer stamps meet the publish script's fence.
+  const publisher = new StreamPublisher(redis, DEFAULT_RETENTION);
+  const history = new StreamHistory(redis, DEFAULT_RETENTION);
+  const realPublish: Publish = (botId, event, options) => publisher.publish(botStream(botId), event, options);
+  const deps = {
+    bots: new BotCatalog(bot),
+    tools: builtInTools({ allowedHosts: [], timeoutMs: 1000 }),
+    store,
+    publish: realPublish,
+    fence: (botId: string, producerId: string, epoch: number) => publisher.fence(botStream(botId), producerId, epoch),
+    options: { approvalTimeoutMs: 60_000, approvalOnExpiry: 'reject' as const, planTimeoutMs: 60_000 },
+  };
+  const zombie = new AgentRuntime({ ...deps, providers: new ProviderRegistry().register(new DemoProvider({ chunkDelayMs: 0, slowChunkMs: 30 })) });
+  const successor = new AgentRuntime({ ...deps, providers: new ProviderRegistry().register(new DemoProvider({ chunkDelayMs: 0 })) });
+  const job = { ...(await newJob('/slow 40')), botId: `fence-${counter}` };
+  const stream = botStream(job.botId);
+  const streamed = async () => history.range(stream, 1, 1_000);
+
+  const first = zombie.start(job, { ...live(), attempt: 1 });
+  await waitFor(async () => (await streamed()).filter((e) => e.type === 'message').length >= 3, { message: 'the first processing streaming' });
+  // BullMQ gave the stalled job to another worker, and the run was cancelled meanwhile: the
+  // successor publishes only the run's `done` (under its own key), having claimed its epoch.
+  await successor.end(job, 'cancelled', null, undefined, 2);
+  await expect(first).rejects.toBeInstanceOf(ProducerFencedError);
+  // An older processing cannot claim the run back either.
+  await expect(zombie.end(job, 'failed', null, 'late', 1)).rejects.toBeInstanceOf(ProducerFencedError);
+
+  const events = await streamed();
+  const done = events.findIndex((e) => e.type === 'done');
+  expect(events.filter((e) => e.type === 'done')).toHaveLength(1);
+  expect(events[done].payload).toMatchObject({ status: 'cancelled' });
+  // Nothing of the fenced processing after the run's end.
+  expect(events.slice(done + 1)).toEqual([]);
+  expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
 });
 
 it('/tool calculator: tool_start, tool_end "4", then a reply with the result', async () => {

@@ -1,4 +1,4 @@
-import type { AgentRunJob, DecisionAnswer, DomainStore } from '@app/backplane';
+import { type AgentRunJob, type DecisionAnswer, type DomainStore, Producer, producerIds, type PublishOptions } from '@app/backplane';
 import type { BotEvent, RunStatus } from '@app/protocol';
 import type { DeltaCoalescer, PublishEvent } from '../../ops/delta-coalescer';
 import { HandedBack } from '../../ops/hand-back';
@@ -9,7 +9,7 @@ import { needsApproval, type Tool, ToolError } from '../tools/tool';
 import type { ToolRegistry } from '../tools/tool-registry';
 import { initialRunState, parsePlanSteps, planMarkdown, type RunState, type Waiting } from './run-state';
 
-export type Publish = (botId: string, event: BotEvent, options?: { idempotencyKey?: string; idempotencyTtlSeconds?: number }) => Promise<unknown>;
+export type Publish = (botId: string, event: BotEvent, options?: PublishOptions) => Promise<unknown>;
 
 export interface RuntimeOptions {
   approvalTimeoutMs: number;
@@ -23,6 +23,11 @@ export interface RuntimeDeps {
   tools: ToolRegistry;
   store: DomainStore;
   publish: Publish;
+  /**
+   * Claims a run's producer epoch on its bot's stream before a processing publishes anything
+   * (StreamPublisher.fence): an older processing still running is refused from then on.
+   */
+  fence?: (botId: string, producerId: string, epoch: number) => Promise<void>;
   /**
    * Builds a run's coalescer (EventSink.coalescer: MESSAGE_COALESCE_MS): every event of a run
    * goes through it, so streamed text leaves in merged deltas, in order. Without one, each
@@ -41,6 +46,13 @@ export interface RunSignals {
   cancel: AbortSignal;
   /** The worker's shutdown deadline: the run stops, publishes nothing more, and {@link HandedBack} is thrown. */
   handBack?: AbortSignal;
+  /**
+   * Which processing of the run's job this is (BullMQ's `attemptsStarted`, which grows each
+   * time the job becomes active): the epoch of the run's producer, so every event of the run
+   * is published once, and a worker still running a job that was given to another (it
+   * stalled) is fenced off once the other one published (ProducerFencedError).
+   */
+  attempt?: number;
 }
 
 interface RunContext {
@@ -55,9 +67,9 @@ interface RunContext {
   openTool: { call: ToolCall; startedAt: number } | null;
   /** The run's coalescer, and the publish options of the events that have some (a `done`'s idempotency key). */
   out: { coalescer: DeltaCoalescer; options: WeakMap<BotEvent, PublishOptions> } | null;
+  /** Stamps the run's events that have no options of their own, as they leave the coalescer. */
+  producer: Producer;
 }
-
-type PublishOptions = NonNullable<Parameters<Publish>[2]>;
 
 /** Decision events outlive the longest wait (7 days): a resumed run announcing again must stay a duplicate. */
 const DECISION_EVENT_TTL_S = 8 * 24 * 3600;
@@ -84,7 +96,7 @@ export class AgentRuntime {
   /** Starts a fresh run. */
   async start(job: AgentRunJob, signals: RunSignals): Promise<RunOutcome> {
     const ctx = this.context(job, signals);
-    return this.flushingAfter(ctx, () => this.begin(ctx, job));
+    return this.processing(ctx, () => this.begin(ctx, job));
   }
 
   private async begin(ctx: RunContext, job: AgentRunJob): Promise<RunOutcome> {
@@ -116,24 +128,26 @@ export class AgentRuntime {
   /** Carries on a parked run from its saved state (the answer came, or the wait expired, or it is re-checked). */
   async resume(job: AgentRunJob, state: RunState, signals: RunSignals): Promise<RunOutcome> {
     const ctx = this.context(job, signals);
-    return this.flushingAfter(ctx, () => this.drive(ctx, state));
+    return this.processing(ctx, () => this.drive(ctx, state));
   }
 
   /**
    * Ends a run that will not go on (cancelled while queued or parked, or left half-done by a
    * dead worker): `error` when there is a message, `usage` when it had started, one `done`.
    */
-  async end(job: AgentRunJob, status: RunStatus, state: RunState | null, message?: string): Promise<RunOutcome> {
-    const ctx = this.context(job, { cancel: new AbortController().signal });
-    return this.flushingAfter(ctx, () => this.finish(ctx, state, status, message ? { code: 'RUN_FAILED', message } : undefined));
+  async end(job: AgentRunJob, status: RunStatus, state: RunState | null, message?: string, attempt?: number): Promise<RunOutcome> {
+    const ctx = this.context(job, { cancel: new AbortController().signal, attempt });
+    return this.processing(ctx, () => this.finish(ctx, state, status, message ? { code: 'RUN_FAILED', message } : undefined));
   }
 
   /**
-   * However a call ends — finished, parked, handed back or failed — what the run's coalescer
+   * One processing of a run: it first claims its producer epoch (when the worker gave one),
+   * and however it ends — finished, parked, handed back or failed — what the run's coalescer
    * still holds is published before the call returns: nothing of this call may reach the
    * stream after whatever comes next (another worker's `done`, the `error` of a failed run).
    */
-  private async flushingAfter(ctx: RunContext, body: () => Promise<RunOutcome>): Promise<RunOutcome> {
+  private async processing(ctx: RunContext, body: () => Promise<RunOutcome>): Promise<RunOutcome> {
+    if (ctx.signals.attempt !== undefined) await this.deps.fence?.(ctx.job.botId, ctx.producer.id, ctx.producer.epoch);
     try {
       return await body();
     } finally {
@@ -146,7 +160,8 @@ export class AgentRuntime {
     const bot = this.deps.bots.definitionOf(job.botId);
     const stop = signals.handBack ? AbortSignal.any([signals.cancel, signals.handBack]) : signals.cancel;
     const options = new WeakMap<BotEvent, PublishOptions>();
-    const coalescer = this.deps.coalescer?.((event) => this.deps.publish(job.botId, event, options.get(event)));
+    const producer = new Producer(producerIds.run(job.runId), signals.attempt ?? 0);
+    const coalescer = this.deps.coalescer?.((event) => this.deps.publish(job.botId, event, options.get(event) ?? { producer: producer.next() }));
     return {
       job,
       bot,
@@ -156,6 +171,7 @@ export class AgentRuntime {
       streaming: null,
       openTool: null,
       out: coalescer ? { coalescer, options } : null,
+      producer,
     };
   }
 
@@ -455,7 +471,7 @@ export class AgentRuntime {
   }
 
   private publish(ctx: RunContext, event: BotEvent, options?: PublishOptions): Promise<unknown> {
-    if (!ctx.out) return this.deps.publish(ctx.job.botId, event, options);
+    if (!ctx.out) return this.deps.publish(ctx.job.botId, event, options ?? { producer: ctx.producer.next() });
     if (options) ctx.out.options.set(event, options);
     return ctx.out.coalescer.publish(event);
   }
