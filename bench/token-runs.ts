@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { StreamPublisher } from '@app/backplane';
+import { Producer, producerIds, StreamPublisher } from '@app/backplane';
 import { type BotEvent, botStream, type StreamName } from '@app/protocol';
 import { createRedis, waitForReady } from '@app/runtime';
 import { loadWorkerConfig } from '../apps/worker/src/config/worker-config';
@@ -88,10 +88,14 @@ async function main(): Promise<void> {
       const begin = async (bot: Bot, notBeforeUs: number) => {
         bot.busy = true;
         bot.runId = `${tag}-${bot.stream.slice(4)}-${++bot.runs}`;
+        // As the agent runtime does: every event stamped by the run's producer (one GET and
+        // SET of its fence per call), after the processing claimed its epoch.
+        const producer = new Producer(producerIds.run(bot.runId), 1);
+        await publisher.fence(bot.stream, producer.id, producer.epoch);
         const send = (event: BotEvent) => {
           counters.events++;
           if (event.type === 'message') counters.deltaEvents++;
-          return publisher.publish(bot.stream, event);
+          return publisher.publish(bot.stream, event, { producer: producer.next() });
         };
         bot.out = new DeltaCoalescer(send, { windowMs });
         await bot.out.publish({ type: 'run_started', payload: { ...ids(bot), model: 'bench' } });

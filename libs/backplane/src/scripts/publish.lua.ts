@@ -39,6 +39,8 @@
  *     reconnect, a retried call): nothing is published, and its answer is the producer's
  *     newest answer (for a producer of one event — an idempotency key — the first answer);
  *   - newer is published, and becomes the newest.
+ * A stream whose step fails after its stamps were written (only keys of the wrong type make
+ * it fail there) keeps them: a retry of those stamps is answered as a duplicate.
  *
  * Returns { ts, then per stream: epoch · checkpointSeq, then per event: r_i } where r_i is
  * the event's seq (an integer), or, for a duplicate, the answer JSON `{"seq","epoch","id","ts"}`
@@ -83,22 +85,15 @@ for j = 0, stamped - 1 do
     epoch = tonumber(ARGV[at + 2]), seq = tonumber(ARGV[at + 3]), ttl = tonumber(ARGV[at + 4]),
   }
 end
--- Producer key -> its newest stamp { epoch, seq, answer }, read once per call; \`answer\` is
--- the event index whose seq is not known yet when a stamp of this call is the newest.
+-- Producer key -> its newest stamp { epoch, seq, answer } as this call leaves it.
 local producers = {}
-local function producerOf(key)
-  local p = producers[key]
-  if p == nil then
-    local value = redis.call('GET', key)
-    if not value then
-      p = false
-    else
-      local e, q, answer = string.match(value, '^(%d+):(%d+):(.*)$')
-      p = { epoch = tonumber(e), seq = tonumber(q), answer = answer }
-    end
-    producers[key] = p
-  end
-  return p
+local function parseStamp(value)
+  if not value then return false end
+  local e, q, answer = string.match(value, '^(%d+):(%d+):(.*)$')
+  return { epoch = tonumber(e), seq = tonumber(q), answer = answer }
+end
+local function isNewer(stamp, p)
+  return stamp.epoch > p.epoch or (stamp.epoch == p.epoch and stamp.seq > p.seq)
 end
 
 local reply = { ts }
@@ -129,26 +124,39 @@ local function publish(s, first, n)
     end
   end
 
-  -- Stamps are checked before anything is written, and the seqs claimed in meta first, so
-  -- no failure half-way through could let a later call reuse one. \`verdict[i]\`: true to
-  -- publish; the index of the event whose answer it repeats (a duplicate of one of this
-  -- call); an answer string (a duplicate, or \`!fenced:<epoch>\`).
-  local verdict, needed, answerOf = {}, {}, {}
+  -- Each event's verdict before anything of the stream is written: true to publish, or an
+  -- answer (a duplicate's, or \`!fenced:<epoch>\`). A stamped event's answer is known here
+  -- (its seq is the next one claimed), so a producer's first stamp in the call is written
+  -- and the one it replaces read in one step — the common case, a fresh stamp, costs one
+  -- command — and the old value is put back when it turns out newer.
+  local verdict, rewrite = {}, {}
   local fresh = 0
   for i = first, first + n - 1 do
     local stamp = stampOf[i]
-    local p = stamp and producerOf(stamp.key)
-    if p and stamp.epoch < p.epoch then
-      verdict[i] = '!fenced:' .. p.epoch
-    elseif p and stamp.epoch == p.epoch and stamp.seq <= p.seq then
-      verdict[i] = p.answer
-    else
-      verdict[i] = true
-      fresh = fresh + 1
-      if stamp then producers[stamp.key] = { epoch = stamp.epoch, seq = stamp.seq, answer = i, ttl = stamp.ttl } end
+    verdict[i] = true
+    if stamp then
+      local answer = '{"seq":' .. string.format('%d', seq + fresh + 1) .. ',"epoch":' .. cjson.encode(epoch) .. ',"id":' .. cjson.encode(ARGV[eventArgs + 2 * i]) .. ',"ts":' .. tsText .. '}'
+      local value = string.format('%d:%d:', stamp.epoch, stamp.seq) .. answer
+      local p = producers[stamp.key]
+      local written = false
+      if p == nil then
+        local old = redis.call('SET', stamp.key, value, 'EX', stamp.ttl, 'GET')
+        p = parseStamp(old)
+        written = not p or isNewer(stamp, p)
+        if not written then redis.call('SET', stamp.key, old, 'KEEPTTL') end
+      end
+      if p and not isNewer(stamp, p) then
+        verdict[i] = stamp.epoch < p.epoch and ('!fenced:' .. p.epoch) or p.answer
+      else
+        -- Written above, or (an earlier stamp of this call came first) once at the end.
+        if not written then rewrite[stamp.key] = { value = value, ttl = stamp.ttl } end
+        p = { epoch = stamp.epoch, seq = stamp.seq, answer = answer }
+      end
+      producers[stamp.key] = p
     end
-    if type(verdict[i]) == 'number' then needed[verdict[i]] = true end
+    if verdict[i] == true then fresh = fresh + 1 end
   end
+  for key, last in pairs(rewrite) do redis.call('SET', key, last.value, 'EX', last.ttl) end
   if fresh == 0 then
     for i = first, first + n - 1 do reply[answers + i] = verdict[i] end
     return epoch, checkpointSeq
@@ -176,19 +184,6 @@ local function publish(s, first, n)
       redis.call('XADD', history, seqText .. '-0', 'i', id, 't', tsText, 'e', envelope)
       redis.call('SPUBLISH', channel, '{"kind":"event","envelope":' .. envelope .. '}')
       reply[answers + i] = seq
-      local stamp = stampOf[i]
-      local p = stamp and producers[stamp.key]
-      local newest = p and p.answer == i
-      if newest or needed[i] then
-        answerOf[i] = '{"seq":' .. seqText .. ',"epoch":' .. cjson.encode(epoch) .. ',"id":' .. cjson.encode(id) .. ',"ts":' .. tsText .. '}'
-      end
-      if newest then
-        -- The producer's newest stamp is this event's: its answer is what a duplicate gets.
-        redis.call('SET', stamp.key, string.format('%d:%d:', p.epoch, p.seq) .. answerOf[i], 'EX', p.ttl)
-      end
-    elseif type(verdict[i]) == 'number' then
-      -- A duplicate of an event of this call, published above.
-      reply[answers + i] = answerOf[verdict[i]]
     else
       reply[answers + i] = verdict[i]
     end
