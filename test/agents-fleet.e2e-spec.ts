@@ -90,8 +90,8 @@ it('a dashboard joining mid-run gets a snapshot equal to the early watcher’s f
   const early = await dashboard(0, 'ann', botId);
   const earlyAck = await early.command<{ seq: number; snapshot: BotState }>('subscribe', { stream: `bot:${botId}` });
   if (!earlyAck.ok) throw new Error(JSON.stringify(earlyAck));
-  const { runId } = await chat(early, { botId, content: '/slow 30' });
-  // Mid-run: some of the reply is out, most is not (30 chunks ~100 ms apart).
+  const { runId } = await chat(early, { botId, content: '/slow 60' });
+  // Mid-run: some of the reply is out, most is not (60 chunks ~100 ms apart: seconds to join in).
   await waitFor(() => assistantDeltas(ofRun(early, runId)).length >= 3, { message: 'the reply streaming' });
 
   const late = await dashboard(1, 'ben', botId);
@@ -269,7 +269,7 @@ it('prices runs from AGENT_PRICES by model; the bot snapshot adds up the session
 it('a worker killed mid-run: the other one ends the run (no run stays running), one done, no chunk twice, gapless', async () => {
   const botId = 'fleet-kill';
   const [a, b] = await Promise.all([subscribed(0, 'ann', botId), subscribed(1, 'ben', botId)]);
-  const { runId } = await chat(a, { botId, content: '/slow 60' });
+  const { runId } = await chat(a, { botId, content: '/slow 100' });
   await waitFor(() => assistantDeltas(ofRun(a, runId)).length >= 3, { message: 'the reply streaming' });
 
   const runner = await workerRunning(runId);
@@ -292,9 +292,9 @@ it('a worker killed mid-run: the other one ends the run (no run stays running), 
   expect(new Set(deltas.map((d) => d.messageId)).size).toBe(1);
   // The text that reached dashboards is a clean prefix of the reply: chunk 1, 2, … k, none twice.
   const text = assistantText(run);
-  const chunks = text.split(/(?<=\/60 )/).filter(Boolean);
+  const chunks = text.split(/(?<=\/100 )/).filter(Boolean);
   expect(chunks.length).toBeGreaterThanOrEqual(3);
-  expect(chunks).toEqual(range(1, chunks.length).map((i) => `chunk ${i}/60 `));
+  expect(chunks).toEqual(range(1, chunks.length).map((i) => `chunk ${i}/100 `));
   expect(seqsOf(a.events, `bot:${botId}`)).toEqual(range(1, a.events.length));
   expect(b.events).toEqual(a.events);
 
