@@ -2,7 +2,7 @@ import { type ConnectionOptions, Job, Queue } from 'bullmq';
 import { QUEUE_PREFIX, QUEUES } from '@app/backplane';
 import { type BotEvent, type BotState, type Envelope, foldEvents } from '@app/protocol';
 import { waitFor } from '@app/runtime';
-import { type AppProcess } from './support/processes';
+import { type AppProcess, startWorker } from './support/processes';
 import { connectSocket, range, seqsOf, type TestSocket } from './support/sockets';
 import { startSystem, type TestSystem } from './support/system';
 import { signToken, TEST_API_KEY } from './support/tokens';
@@ -15,22 +15,21 @@ import { signToken, TEST_API_KEY } from './support/tokens';
  */
 const PRICED_MODEL = 'demo-priced';
 const PRICE = { prompt: 0.5, completion: 1.5 };
+const WORKER_ENV = {
+  // A killed worker's run is taken by the other one after 4–8 s instead of up to a minute
+  // (not much shorter: a worker whose event loop stalls past the lock loses its runs).
+  JOB_LOCK_MS: '4000',
+  AGENT_PRICES: JSON.stringify({ [PRICED_MODEL]: PRICE }),
+};
 let system: TestSystem;
 const sockets: TestSocket[] = [];
+const extraWorkers: AppProcess[] = [];
 beforeAll(async () => {
-  system = await startSystem({
-    gateways: 2,
-    workers: 2,
-    workerEnv: {
-      // A killed worker's run is taken by the other one after 4–8 s instead of up to a minute
-      // (not much shorter: a worker whose event loop stalls past the lock loses its runs).
-      JOB_LOCK_MS: '4000',
-      AGENT_PRICES: JSON.stringify({ [PRICED_MODEL]: PRICE }),
-    },
-  });
+  system = await startSystem({ gateways: 2, workers: 2, workerEnv: WORKER_ENV });
 });
 afterAll(async () => {
   sockets.forEach((s) => s.close());
+  await Promise.all(extraWorkers.map((w) => w.kill()));
   await system?.stop();
 });
 
@@ -303,15 +302,41 @@ it('a worker killed mid-run: the other one ends the run (no run stays running), 
   expect(await doneOf(a, after.runId)).toMatchObject({ status: 'completed' });
 });
 
-/** The worker whose BullMQ worker holds the run's job (`processedBy` is its WORKER_ID, host name + pid by default). */
-async function workerRunning(runId: string): Promise<AppProcess> {
+it('a run whose job stalls a second time (BullMQ then fails it unprocessed) still ends: failed, one done', async () => {
+  // Two workers again: the one left by the test above and a new one.
+  extraWorkers.push(await startWorker({ redisUrl: system.redis.url, env: WORKER_ENV }));
+  const botId = 'fleet-kill-twice';
+  const a = await subscribed(0, 'ann', botId);
+  const { runId } = await chat(a, { botId, content: '/slow 100' });
+  await waitFor(() => assistantDeltas(ofRun(a, runId)).length >= 2, { message: 'the reply streaming' });
+  // As if a worker had died under this job once already (BullMQ's stalled counter: it fails a
+  // job found stalled more than once, by default, without handing it to a processor).
+  await withRunsQueue((runs) => system.client.hset(runs.toKey(runId), 'stc', '1'));
+  await (await workerRunning(runId)).kill();
+
+  expect(await doneOf(a, runId, 30_000)).toMatchObject({ status: 'failed' });
+  const run = ofRun(a, runId);
+  expect(payloadsOf(run, 'done')).toHaveLength(1);
+  expect(payloadsOf(run, 'error')).toEqual([
+    expect.objectContaining({ code: 'RUN_FAILED', message: expect.stringMatching(/stalled more than allowable limit/) }),
+  ]);
+  expect(await a.command('cancel', { runId })).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
+  expect(seqsOf(a.events, `bot:${botId}`)).toEqual(range(1, a.events.length));
+});
+
+async function withRunsQueue<T>(use: (runs: Queue) => Promise<T>): Promise<T> {
   const runs = new Queue(QUEUES.agentRuns, { connection: system.client as unknown as ConnectionOptions, prefix: QUEUE_PREFIX });
   try {
-    const by = await waitFor(async () => (await Job.fromId(runs, runId))?.processedBy, { message: `the worker of ${runId}` });
-    const worker = system.workers.find((w) => w.pid !== undefined && by.endsWith(`-${w.pid}`));
-    if (!worker) throw new Error(`no test worker is ${by}`);
-    return worker;
+    return await use(runs);
   } finally {
     await runs.close();
   }
+}
+
+/** The worker whose BullMQ worker holds the run's job (`processedBy` is its WORKER_ID, host name + pid by default). */
+async function workerRunning(runId: string): Promise<AppProcess> {
+  const by = await withRunsQueue((runs) => waitFor(async () => (await Job.fromId(runs, runId))?.processedBy, { message: `the worker of ${runId}` }));
+  const worker = [...system.workers, ...extraWorkers].find((w) => w.running && w.pid !== undefined && by.endsWith(`-${w.pid}`));
+  if (!worker) throw new Error(`no running test worker is ${by}`);
+  return worker;
 }
