@@ -1,6 +1,6 @@
 import type { BotEvent, Envelope } from '@app/protocol';
 import { waitFor } from '@app/runtime';
-import { chunk, FakeOpenAiServer, stream, textTurn } from '../apps/worker/src/agents/providers/testing/fake-openai-server';
+import { type Answer, chunk, FakeOpenAiServer, silence, status, stream, textTurn } from '../apps/worker/src/agents/providers/testing/fake-openai-server';
 import { connectSocket, type TestSocket } from './support/sockets';
 import { startSystem, type TestSystem } from './support/system';
 import { signToken } from './support/tokens';
@@ -21,7 +21,17 @@ beforeAll(async () => {
   system = await startSystem({
     gateways: 1,
     workers: 1,
-    workerEnv: { AGENT_PROVIDER: 'openai', AGENT_MODEL: 'fake-model', OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: 'sk-test', OPENAI_MODEL: 'fake-model' },
+    workerEnv: {
+      AGENT_PROVIDER: 'openai',
+      AGENT_MODEL: 'fake-model',
+      OPENAI_BASE_URL: model.baseUrl,
+      OPENAI_API_KEY: 'sk-test',
+      OPENAI_MODEL: 'fake-model',
+      // Short, so the faults below end within seconds: a silent server fails the turn after 1.5 s, a busy one is tried twice.
+      OPENAI_TIMEOUT_MS: '1500',
+      OPENAI_MAX_RETRIES: '1',
+      OPENAI_RETRY_BACKOFF_MS: '50',
+    },
   });
   socket = await connectSocket(system.gateways[0].url, await signToken({ sub: 'ann', scope: ['bot:llm'] }));
   expect(await socket.command('subscribe', { stream: 'bot:llm' })).toMatchObject({ ok: true });
@@ -34,6 +44,15 @@ afterAll(async () => {
 
 type Payload<T extends BotEvent['type']> = Extract<BotEvent, { type: T }>['payload'];
 const payloadsOf = <T extends BotEvent['type']>(events: Envelope[], type: T) => events.filter((e) => e.type === type).map((e) => e.payload as Payload<T>);
+
+async function runTo(content: string): Promise<{ runId: string; events: () => Envelope[] }> {
+  const ack = await socket.command<{ runId: string }>('chat', { botId: 'llm', content });
+  if (!ack.ok) throw new Error(JSON.stringify(ack));
+  const { runId } = ack.result;
+  const events = () => socket.events.filter((e) => (e.payload as { runId?: string }).runId === runId);
+  await waitFor(() => events().some((e) => e.type === 'done'), { message: `done of ${runId}`, timeoutMs: 20_000 });
+  return { runId, events };
+}
 
 it('streams a tool-calling turn and the final reply from an OpenAI-compatible server', async () => {
   model.answer(
@@ -70,4 +89,38 @@ it('streams a tool-calling turn and the final reply from an OpenAI-compatible se
   // The second turn carries the tool call and its result back to the model.
   const second = model.requests[1].body.messages as Array<{ role: string; content?: string; tool_call_id?: string }>;
   expect(second.at(-1)).toMatchObject({ role: 'tool', tool_call_id: 'call_1', content: '42' });
+});
+
+describe('a model server that fails: the run ends failed with one error saying why, and one done', () => {
+  it.each<[string, Answer, string, RegExp, number]>([
+    [
+      'errors (500, also on the retry)',
+      status(500, { error: { message: 'the GPUs are on fire' } }),
+      'MODEL_UNAVAILABLE',
+      /500.*the GPUs are on fire.*after 2 attempts/,
+      2,
+    ],
+    ['refuses the request (400)', status(400, { error: { message: 'context too long' } }), 'MODEL_REJECTED', /400.*context too long/, 1],
+    ['hangs (never answers)', silence, 'MODEL_TIMEOUT', /did not answer: nothing for 1500 ms/, 1],
+    ['returns garbage', stream(['<html>not json</html>']), 'MODEL_BAD_RESPONSE', /not JSON/, 1],
+  ])('%s', async (_what, answer, code, message, attempts) => {
+    model.requests.length = 0;
+    model.answer(answer);
+    const { runId, events } = await runTo('hello?');
+    expect(events().map((e) => e.type)).toEqual(['run_started', 'message', 'usage', 'error', 'done']);
+    expect(payloadsOf(events(), 'error')).toEqual([{ sessionId: expect.any(String), runId, code, message: expect.stringMatching(message) }]);
+    expect(payloadsOf(events(), 'done')).toEqual([expect.objectContaining({ runId, status: 'failed' })]);
+    expect(model.requests).toHaveLength(attempts);
+  });
+
+  it('stalls mid-stream: the text streamed so far stays, then the error and done', async () => {
+    model.answer(stream([chunk.role(), chunk.text('Half an ')], { then: 'stall' }));
+    const { runId, events } = await runTo('tell me');
+    expect(events().map((e) => e.type)).toEqual(['run_started', 'message', 'message', 'usage', 'error', 'done']);
+    expect(payloadsOf(events(), 'message')[1]).toMatchObject({ role: 'assistant', content: 'Half an ' });
+    expect(payloadsOf(events(), 'error')).toEqual([
+      expect.objectContaining({ runId, code: 'MODEL_TIMEOUT', message: expect.stringMatching(/stalled mid-stream/) }),
+    ]);
+    expect(payloadsOf(events(), 'done')).toEqual([expect.objectContaining({ status: 'failed' })]);
+  });
 });

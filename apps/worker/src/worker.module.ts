@@ -1,6 +1,8 @@
 import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Logger, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
+import { WORKER_METADATA } from '@nestjs/bullmq/dist/bull.constants';
+import type { WorkerOptions } from 'bullmq';
 import { DomainStore, QUEUE_PREFIX, QUEUES } from '@app/backplane';
 import { bullConnection, RedisErrorLog } from '@app/runtime';
 import { AgentControlProcessor } from './agents/agent-control.processor';
@@ -22,6 +24,7 @@ import { WorkerShutdown } from './ops/worker-shutdown';
 @Module({})
 export class WorkerModule {
   static forRoot(config: WorkerConfig): DynamicModule {
+    configureBullWorkers(config);
     return {
       module: WorkerModule,
       imports: [
@@ -52,5 +55,19 @@ export class WorkerModule {
         DagControlProcessor,
       ],
     };
+  }
+}
+
+/**
+ * The BullMQ worker options that come from configuration. Nest builds each processor's worker
+ * from its @Processor metadata, which is fixed at import; they are merged into it here, once the
+ * configuration is loaded and before the module creates the workers. `name` is stored on every
+ * job a worker takes (`processedBy`), so a job can be traced to the worker that ran it.
+ */
+function configureBullWorkers(config: WorkerConfig): void {
+  const options: Partial<WorkerOptions> = { name: config.workerId, lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
+  for (const processor of [AgentRunProcessor, AgentControlProcessor, DagExecutionProcessor, DagControlProcessor]) {
+    const declared = Reflect.getMetadata(WORKER_METADATA, processor) as Partial<WorkerOptions> | undefined;
+    Reflect.defineMetadata(WORKER_METADATA, { ...declared, ...options }, processor);
   }
 }

@@ -1,4 +1,4 @@
-import { Processor, WorkerHost } from '@nestjs/bullmq';
+import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DelayedError, type Job } from 'bullmq';
 import { type AgentRunJob, DomainStore, FINISHED_RUN, ProducerFencedError, QUEUES, type RunRecord } from '@app/backplane';
@@ -20,7 +20,8 @@ type Step = RunOutcome | { kind: 'skipped' } | { kind: 'queued' };
  * Runs agent runs from the `agent-runs` queue with the {@link AgentRuntime}. A run emits
  * exactly one `done`: one already finished is skipped, one cancelled before it started (or
  * while parked) ends `cancelled` at once, and one left half-done — handed back by a worker
- * past its shutdown deadline, or by a dead worker (re-delivered as stalled) — ends `failed`.
+ * past its shutdown deadline, or by a dead worker (re-delivered as stalled) — ends `failed`,
+ * as does one whose job BullMQ fails without running it (stalled twice).
  *
  * A run never holds a worker slot while it waits: for its turn in a busy session (§9
  * `onBusy: enqueue`), or for an approval or a plan. Its job is moved to BullMQ's delayed set
@@ -78,6 +79,29 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     this.metrics.jobs.inc({ queue: 'agent-runs', outcome: step.kind === 'parked' ? 'parked' : 'queued' });
     const until = step.kind === 'parked' ? step.until : Date.now() + LINE_RECHECK_MS;
     return this.park(job, token, until);
+  }
+
+  /**
+   * BullMQ failed the job while the run may not have ended: a job found stalled more than once
+   * (its workers died twice) is failed by the next worker before any processor sees it, and an
+   * error out of a step (Redis away) fails it too. No retry follows, so nothing else would
+   * publish the run's `done`: end it here (the `done` is idempotent, so one that did end stays ended).
+   */
+  @OnWorkerEvent('failed')
+  async onFailed(job: Job<AgentRunJob> | undefined, error: Error): Promise<void> {
+    if (!job) return;
+    try {
+      const run = await this.store.getRun(job.data.runId);
+      if (run && !FINISHED_RUN.has(run.status)) {
+        const state = run.status === 'waiting' ? await this.store.loadRunState<RunState>(job.data.runId) : null;
+        this.logger.warn({ msg: 'run job failed; ending the run', runId: job.data.runId, err: error.message });
+        // As a processing after the last one BullMQ started: it fences that one off.
+        await this.runtime.end(job.data, 'failed', state, `the run's job failed: ${error.message}`, job.attemptsStarted + 1);
+      }
+      await this.release(job.data);
+    } catch (failure) {
+      this.logger.error({ msg: 'a failed run could not be ended', runId: job.data.runId, err: failure instanceof Error ? failure.stack : String(failure) });
+    }
   }
 
   /**

@@ -1,12 +1,46 @@
 import { Transform } from 'class-transformer';
-import { IsArray, IsIn, IsInt, IsString, Matches, Max, Min, MinLength } from 'class-validator';
+import {
+  IsArray,
+  IsIn,
+  IsInt,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  Validate,
+  type ValidationArguments,
+  ValidatorConstraint,
+  type ValidatorConstraintInterface,
+} from 'class-validator';
 import { BackplaneEnv } from '@app/backplane';
 import { BUSY_POLICIES, type BusyPolicy } from '@app/protocol';
 import { toInt, toList } from '@app/runtime';
 import type { BotDefinition } from '../agents/bots/bot-definition';
 import type { ToolRisk } from '../agents/providers/model-provider';
+import { parsePriceTable, type PriceTable } from '../agents/runtime/price-table';
 
 const RISKS: readonly ToolRisk[] = ['low', 'medium', 'high', 'critical'];
+
+@ValidatorConstraint({ name: 'priceTable' })
+class PriceTableJson implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    return typeof value === 'string' && problemOf(value) === null;
+  }
+
+  defaultMessage(args: ValidationArguments): string {
+    return problemOf(String(args.value)) ?? 'must be a JSON price table';
+  }
+}
+
+function problemOf(text: string): string | null {
+  try {
+    parsePriceTable(text);
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
 
 /** The agent runtime's variables: the default bot, approvals, plans, tools and the demo model. */
 export class AgentEnv extends BackplaneEnv {
@@ -79,6 +113,11 @@ export class AgentEnv extends BackplaneEnv {
   @Min(0)
   @Max(60_000)
   DEMO_CHUNK_DELAY_MS = 120;
+
+  /** USD per 1,000 prompt / completion tokens by model, as JSON (see price-table.ts); empty: providers' own figures. */
+  @IsString()
+  @Validate(PriceTableJson)
+  AGENT_PRICES = '';
 }
 
 export interface AgentConfig {
@@ -88,6 +127,7 @@ export interface AgentConfig {
   planTimeoutMs: number;
   httpGet: { allowedHosts: string[]; timeoutMs: number };
   demoChunkDelayMs: number;
+  prices: PriceTable;
 }
 
 export function agentConfigFromEnv(e: AgentEnv): AgentConfig {
@@ -107,5 +147,6 @@ export function agentConfigFromEnv(e: AgentEnv): AgentConfig {
     planTimeoutMs: e.PLAN_TIMEOUT_MS,
     httpGet: { allowedHosts: e.HTTP_GET_ALLOWED_HOSTS, timeoutMs: e.HTTP_GET_TIMEOUT_MS },
     demoChunkDelayMs: e.DEMO_CHUNK_DELAY_MS,
+    prices: parsePriceTable(e.AGENT_PRICES),
   };
 }

@@ -15,6 +15,22 @@ describe('loadWorkerConfig', () => {
     }
   });
 
+  it('locks jobs for 30 s unless told otherwise; below 1 s is refused', () => {
+    expect(loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1' }).jobLockMs).toBe(30_000);
+    expect(loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', JOB_LOCK_MS: '2000' }).jobLockMs).toBe(2_000);
+    for (const bad of ['500', '1.5', 'long']) expect(() => loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', JOB_LOCK_MS: bad })).toThrow(/JOB_LOCK_MS/);
+  });
+
+  it('reads the per-model price table from AGENT_PRICES and refuses a bad one, naming the variable', () => {
+    expect(loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1' }).agents.prices).toEqual({});
+    const prices = '{"gpt-4o-mini":{"prompt":0.00015,"completion":0.0006}}';
+    expect(loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', AGENT_PRICES: prices }).agents.prices).toEqual({
+      'gpt-4o-mini': { prompt: 0.00015, completion: 0.0006 },
+    });
+    expect(() => loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', AGENT_PRICES: '{"m":{"prompt":1}}' })).toThrow(/AGENT_PRICES: model "m" must be/);
+    expect(() => loadWorkerConfig({ REDIS_URL: 'redis://127.0.0.1:1', AGENT_PRICES: 'cheap' })).toThrow(/AGENT_PRICES: must be JSON/);
+  });
+
   it('names the bad variables', () => {
     expect(() => loadWorkerConfig({ AGENT_RUN_CONCURRENCY: 'many' })).toThrow(ConfigError);
     expect(() => loadWorkerConfig({ AGENT_RUN_CONCURRENCY: 'many' })).toThrow(/REDIS_URL[\s\S]*AGENT_RUN_CONCURRENCY|AGENT_RUN_CONCURRENCY[\s\S]*REDIS_URL/);

@@ -51,6 +51,18 @@ export class WorkerEnv extends AgentEnv {
   @Max(600_000)
   ECHO_NODE_MS = 50;
 
+  /**
+   * BullMQ's job lock: a worker renews its jobs' locks every half of this, and every worker
+   * looks for lapsed ones this often. A job held by a worker that died (SIGKILL, lost host)
+   * goes to another worker after one to two of these; shorter recovers sooner, but a worker
+   * whose event loop stalls this long loses its jobs to others.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1_000)
+  @Max(600_000)
+  JOB_LOCK_MS = 30_000;
+
   /** On SIGTERM, active jobs get this long to finish; the rest are handed back (stalled). */
   @Transform(toInt)
   @IsInt()
@@ -69,6 +81,7 @@ export interface WorkerConfig {
   agents: AgentConfig;
   echoNodeMs: number;
   messageCoalesceMs: number;
+  jobLockMs: number;
   shutdownTimeoutMs: number;
   retention: RetentionPolicy;
   publisher: PublisherOptions;
@@ -89,6 +102,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     agents: agentConfigFromEnv(e),
     echoNodeMs: e.ECHO_NODE_MS,
     messageCoalesceMs: e.MESSAGE_COALESCE_MS,
+    jobLockMs: e.JOB_LOCK_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     retention: retentionFromEnv(e),
     publisher: publisherOptionsFromEnv(e),

@@ -37,6 +37,35 @@ describe('bot reducer', () => {
     ]);
   });
 
+  it("adds each run's usage up per session, counting a run that reports its totals twice once", () => {
+    const second = { sessionId: 's1', runId: 'r2' };
+    const usage = (r: typeof run, promptTokens: number, completionTokens: number, totalCost: number): BotEvent => ({
+      type: 'usage',
+      payload: { ...r, promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, totalCost },
+    });
+    const state = fold([
+      { type: 'session_created', payload: { sessionId: 's1', title: 'one' } },
+      { type: 'run_started', payload: { ...run, model: 'm' } },
+      usage(run, 10, 5, 0.1),
+      usage(run, 12, 6, 0.12),
+      { type: 'done', payload: { ...run, status: 'completed' } },
+      { type: 'run_started', payload: { ...second, model: 'm' } },
+      usage(second, 3, 4, 0.2),
+      { type: 'done', payload: { ...second, status: 'completed' } },
+      { type: 'run_started', payload: { sessionId: 's2', runId: 'r3', model: 'm' } },
+      usage({ sessionId: 's2', runId: 'r3' }, 1, 1, 0.01),
+      // A usage of a run this state never saw start carries nothing to add.
+      usage({ sessionId: 's1', runId: 'unseen' }, 100, 100, 1),
+    ]);
+    expect(state.sessions.find((x) => x.sessionId === 's1')).toEqual({
+      sessionId: 's1',
+      title: 'one',
+      lastActivityAt: expect.any(Number),
+      usage: { promptTokens: 15, completionTokens: 10, totalTokens: 25, totalCost: 0.32 },
+    });
+    expect(state.sessions.find((x) => x.sessionId === 's2')?.usage).toEqual({ promptTokens: 1, completionTokens: 1, totalTokens: 2, totalCost: 0.01 });
+  });
+
   it('tracks approvals and tool calls until they resolve', () => {
     const state = fold([
       { type: 'run_started', payload: { ...run, model: 'echo' } },

@@ -75,6 +75,8 @@ export interface SessionSummary {
   sessionId: string;
   title?: string;
   lastActivityAt: number;
+  /** The session's runs added up (each run's `usage` totals), once any run of it reported usage. */
+  usage?: RunUsage;
 }
 
 export interface FinishedRun {
@@ -172,16 +174,15 @@ const handlers: { [K in keyof BotEventPayloads]: Handler<K> } = {
     pendingPlans: withEntry(s.pendingPlans, p.planId, { planId: p.planId, runId: p.runId, sessionId: p.sessionId, plan: p.plan }),
   }),
   plan_resolved: (s, p) => ({ ...s, pendingPlans: without(s.pendingPlans, p.planId) }),
-  usage: (s, p) =>
-    updateRun(s, p.runId, (run) => ({
-      ...run,
-      usage: {
-        promptTokens: p.promptTokens,
-        completionTokens: p.completionTokens,
-        totalTokens: p.totalTokens,
-        totalCost: p.totalCost,
-      },
-    })),
+  usage: (s, p) => {
+    const run = own(s.activeRuns, p.runId);
+    if (!run) return s;
+    const usage: RunUsage = { promptTokens: p.promptTokens, completionTokens: p.completionTokens, totalTokens: p.totalTokens, totalCost: p.totalCost };
+    // `usage` carries a run's totals so far: the session gains what is new since the run's last one.
+    const added = subtractUsage(usage, run.usage);
+    const sessions = s.sessions.map((x) => (x.sessionId === run.sessionId ? { ...x, usage: addUsage(x.usage, added) } : x));
+    return { ...updateRun(s, p.runId, (r) => ({ ...r, usage })), sessions };
+  },
   error: (s, p, ts) => {
     const error: StreamError = { code: p.code, message: p.message, at: ts };
     if (p.runId !== undefined) error.runId = p.runId;
@@ -230,6 +231,31 @@ function touchSession(state: BotState, sessionId: string, ts: number, title?: st
   const summary: SessionSummary = { sessionId, lastActivityAt: ts };
   const keptTitle = title ?? existing?.title;
   if (keptTitle !== undefined) summary.title = keptTitle;
+  if (existing?.usage) summary.usage = existing.usage;
   const others = state.sessions.filter((x) => x.sessionId !== sessionId);
   return { ...state, sessions: capped([...others, summary], BOT_RECENT_SESSIONS) };
+}
+
+function addUsage(total: RunUsage | undefined, more: RunUsage): RunUsage {
+  return {
+    promptTokens: (total?.promptTokens ?? 0) + more.promptTokens,
+    completionTokens: (total?.completionTokens ?? 0) + more.completionTokens,
+    totalTokens: (total?.totalTokens ?? 0) + more.totalTokens,
+    totalCost: roundUsd((total?.totalCost ?? 0) + more.totalCost),
+  };
+}
+
+function subtractUsage(usage: RunUsage, earlier: RunUsage | undefined): RunUsage {
+  if (!earlier) return usage;
+  return {
+    promptTokens: usage.promptTokens - earlier.promptTokens,
+    completionTokens: usage.completionTokens - earlier.completionTokens,
+    totalTokens: usage.totalTokens - earlier.totalTokens,
+    totalCost: usage.totalCost - earlier.totalCost,
+  };
+}
+
+/** Sums of tiny prices give 0.30000000000000004: costs (run totals, session totals) are kept to 1e-9 USD. */
+export function roundUsd(usd: number): number {
+  return Math.round(usd * 1e9) / 1e9;
 }

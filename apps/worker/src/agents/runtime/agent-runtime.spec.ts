@@ -167,6 +167,25 @@ it('/tool calculator: tool_start, tool_end "4", then a reply with the result', a
   expect(replyText()).toBe('The calculator tool returned: 4');
 });
 
+it('prices a model listed in the price table from its tokens, adding every turn up in the run total', async () => {
+  const priced = new AgentRuntime({
+    bots: new BotCatalog(bot),
+    providers: new ProviderRegistry().register(new DemoProvider({ chunkDelayMs: 0 })),
+    tools: builtInTools({ allowedHosts: [], timeoutMs: 1000 }),
+    store,
+    publish,
+    options: { approvalTimeoutMs: 60_000, approvalOnExpiry: 'reject', planTimeoutMs: 60_000, prices: { demo: { prompt: 0.1, completion: 0.3 } } },
+    now: () => clock,
+  });
+  const job = await newJob('/tool calculator {"expression":"2+2"}');
+  await priced.start(job, live());
+  // Two turns: the tool call, then the reply; the demo model counts words as tokens.
+  const [usage] = payloads('usage');
+  expect(usage.totalCost).toBeCloseTo((usage.promptTokens / 1000) * 0.1 + (usage.completionTokens / 1000) * 0.3, 9);
+  expect(usage.totalCost).toBeGreaterThan(0);
+  expect(String(usage.totalCost).length).toBeLessThan(14);
+});
+
 it('an unknown tool and malformed arguments fail the call; the run goes on', async () => {
   const unknown = await newJob('/tool teleport {}');
   await runtime.start(unknown, live());

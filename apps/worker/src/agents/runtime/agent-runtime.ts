@@ -1,5 +1,5 @@
 import { type AgentRunJob, type DecisionAnswer, type DomainStore, Producer, producerIds, type PublishOptions } from '@app/backplane';
-import type { BotEvent, RunStatus } from '@app/protocol';
+import { type BotEvent, roundUsd, type RunStatus } from '@app/protocol';
 import type { DeltaCoalescer, PublishEvent } from '../../ops/delta-coalescer';
 import { HandedBack } from '../../ops/hand-back';
 import type { BotCatalog, BotDefinition } from '../bots/bot-definition';
@@ -7,6 +7,7 @@ import { type ChatMessage, type ModelProvider, ModelProviderError, type ModelTur
 import type { ProviderRegistry } from '../providers/provider-registry';
 import { needsApproval, type Tool, ToolError } from '../tools/tool';
 import type { ToolRegistry } from '../tools/tool-registry';
+import { type PriceTable, turnCost } from './price-table';
 import { initialRunState, parsePlanSteps, planMarkdown, type RunState, type Waiting } from './run-state';
 
 export type Publish = (botId: string, event: BotEvent, options?: PublishOptions) => Promise<unknown>;
@@ -15,6 +16,8 @@ export interface RuntimeOptions {
   approvalTimeoutMs: number;
   approvalOnExpiry: 'reject' | 'approve';
   planTimeoutMs: number;
+  /** Per-model prices (`AGENT_PRICES`): a listed model's turns are priced from their tokens. */
+  prices?: PriceTable;
 }
 
 export interface RuntimeDeps {
@@ -259,7 +262,7 @@ export class AgentRuntime {
         case 'usage':
           state.usage.promptTokens += part.promptTokens;
           state.usage.completionTokens += part.completionTokens;
-          state.usage.costUsd += part.costUsd;
+          state.usage.costUsd = roundUsd(state.usage.costUsd + turnCost(this.deps.options.prices ?? {}, state.model, part));
           break;
       }
     }
