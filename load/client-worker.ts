@@ -831,16 +831,27 @@ async function burstWatch(p: BurstPlan): Promise<{ sockets: number; subscription
 }
 
 /** Closes the burst watchers; answers what they saw, and how many of their subscriptions ended short of `finals`. */
-function burstResult(finals: number[]) {
+/**
+ * The publish-only phase's result, once every watched subscription reached its stream's last
+ * seq (`finals`) — deliveries are still in flight for a while after the last publish on a
+ * loaded machine — or after `settleMs`: what is still short then counts as behind.
+ */
+async function burstResult(finals: number[], settleMs: number) {
   const state = burst;
-  burst = null;
   if (!state) return null;
-  for (const socket of state.sockets) socket.close();
-  let behind = 0;
   const n = state.plan.streams.length;
-  state.last.forEach((last, slot) => {
-    if (state.watched[slot] && finals[slot % n] > 0 && last < finals[slot % n]) behind++;
-  });
+  const behindNow = () => {
+    let behind = 0;
+    state.last.forEach((last, slot) => {
+      if (state.watched[slot] && finals[slot % n] > 0 && last < finals[slot % n]) behind++;
+    });
+    return behind;
+  };
+  const deadline = Date.now() + settleMs;
+  while (behindNow() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  burst = null;
+  for (const socket of state.sockets) socket.close();
+  const behind = behindNow();
   return {
     received: state.received,
     lost: state.lost,
@@ -891,7 +902,7 @@ serveRequests({
     offlineMs = Number(request.ms) || 0;
   },
   burstWatch: (request) => burstWatch(request as unknown as BurstPlan),
-  burstResult: (request) => burstResult(request.finals as number[]),
+  burstResult: (request) => burstResult(request.finals as number[], Number(request.settleMs ?? 30_000)),
   /** Final check: every subscription is exactly at the stream's last published seq. */
   verify: (request) => {
     const finals = request.finals as number[];

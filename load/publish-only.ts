@@ -69,15 +69,15 @@ export async function publishOnly(sys: LoadSystem, cfg: LoadConfig, idle: IdleCp
   const b = await sys.snapshot();
   const finals = new Array<number>(streams.length).fill(0);
   for (const reply of replies) reply.indexes.forEach((index, j) => (finals[index - first] = reply.finals[j]));
-  // Deliveries to the watchers are in flight for a moment after the last publish.
-  await sleep(1_000);
+  // Deliveries to the watchers are in flight for a while after the last publish: the client
+  // answers once its watchers reached every final seq (or after 30 s).
   const seen = await sys.clients[0].request<{
     received: number;
     lost: number;
     dup: number;
     behind: number;
     latency: { counts: Uint32Array; total: number; maxUs: number };
-  }>('burstResult', { finals });
+  }>('burstResult', { finals, settleMs: 30_000 }, 60_000);
   const latency = new Histogram();
   latency.merge(seen.latency);
   const us = b.atUs - a.atUs;
