@@ -1,4 +1,4 @@
-import { SignJWT } from 'jose';
+import { signDevToken } from '@app/runtime';
 
 export const TEST_JWT_SECRET = 'test-secret-0123456789-abcdef';
 export const TEST_API_KEY = 'test-api-key-0123456789';
@@ -10,10 +10,6 @@ export async function signToken({
   expiresInSeconds = 3600,
   secret = TEST_JWT_SECRET,
 }: { sub?: string; scope?: unknown; expiresInSeconds?: number; secret?: string } = {}): Promise<string> {
-  return new SignJWT({ scope: scope as string[] })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + expiresInSeconds)
-    .sign(new TextEncoder().encode(secret));
+  // `scope` may be anything: tests sign malformed claims on purpose.
+  return signDevToken({ sub, scope: scope as string[], ttlSeconds: expiresInSeconds, secret });
 }

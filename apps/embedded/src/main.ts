@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
-import { acquireRedis, createLogger, freePort } from '@app/runtime';
+import { acquireRedis, createLogger, freePort, signDevToken } from '@app/runtime';
+import { devCredentials } from './dev-credentials';
 import { acquireInstanceLock, alreadyRunning, portProblem } from './instance-lock';
 
 /**
@@ -33,8 +32,8 @@ async function main(): Promise<void> {
   const redis = await acquireRedis({ persistent: true, dataDir: join(dataDir, 'redis'), detached: true });
   logger.info({ redis: redis.kind }, `redis: ${redis.url} (${redis.kind})`);
   const serverId = process.env.SERVER_ID ?? `embedded-${process.pid}`;
-  const jwtSecret = process.env.JWT_SECRET ?? randomBytes(24).toString('base64url');
-  const apiKey = process.env.API_KEYS?.split(',')[0] ?? `dev-${randomBytes(16).toString('hex')}`;
+  // Kept in .data across restarts, so `npm run token` and saved API keys keep working.
+  const { jwtSecret, apiKey } = devCredentials(dataDir);
   // One Redis URL for the children (a cluster given as REDIS_CLUSTER_NODES travels as its URL).
   const { REDIS_CLUSTER_NODES: _nodes, ...inherited } = process.env;
   const shared = { ...inherited, REDIS_URL: redis.url, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
@@ -56,12 +55,7 @@ async function main(): Promise<void> {
   // Ready means our own gateway answered, never whatever else listens on the port.
   await waitReady(`http://127.0.0.1:${port}/readyz`, serverId);
 
-  const token = await new SignJWT({ scope: ['admin'] })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject('developer')
-    .setIssuedAt()
-    .setExpirationTime('12h')
-    .sign(new TextEncoder().encode(jwtSecret));
+  const token = await signDevToken({ sub: 'developer', scope: ['admin'], ttlSeconds: 12 * 3600, secret: jwtSecret });
   process.stdout.write(
     [
       '',
@@ -69,6 +63,7 @@ async function main(): Promise<void> {
       `  Development token (sub "developer", scope admin, 12 h):`,
       `    ${token}`,
       `  API key for POST /v1/streams/:stream/events:  ${apiKey}`,
+      `  More tokens:  npm run token -- --sub alice --scope bot:demo --ttl 1h`,
       '',
       `  Try:  curl -s -X POST ${url}/v1/streams/bot:demo/events -H 'authorization: Bearer ${apiKey}' \\`,
       `          -H 'content-type: application/json' -d '{"type":"session_created","payload":{"sessionId":"s1","title":"hello"}}'`,

@@ -43,6 +43,13 @@ export function dagStream(executionId: string): StreamName {
  * Token scopes (PROTOCOL.md §1): `bot:<id>`, `bot:*`, `dag:<id>`, `dag:*` or `admin`.
  * A scope item lets its holder read and command the streams it matches.
  */
+/** Whether `scope` is one of the forms above (a token may carry others; they match nothing). */
+export function isScope(scope: string): boolean {
+  if (scope === 'admin') return true;
+  const [kind, id, ...rest] = scope.split(':');
+  return rest.length === 0 && STREAM_KINDS.includes(kind as StreamKind) && (id === '*' || isValidId(id));
+}
+
 export function scopeAllows(scopes: readonly string[], stream: StreamName): boolean {
   const parsed = parseStream(stream);
   if (!parsed) return false;

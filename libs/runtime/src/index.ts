@@ -1,4 +1,5 @@
 export * from './config';
+export * from './dev-token';
 export * from './logger';
 export * from './redis';
 export * from './redis-target';

@@ -1,0 +1,25 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEV_CREDENTIALS_FILE, devCredentials } from './dev-credentials';
+
+describe('devCredentials', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'rtgw-creds-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('makes a secret and an API key once, readable by the owner only, and gives the same ones on the next start', () => {
+    const first = devCredentials(dir, {});
+    expect(first.jwtSecret.length).toBeGreaterThanOrEqual(32);
+    expect(first.apiKey).toMatch(/^dev-[0-9a-f]{32}$/);
+    expect(statSync(join(dir, DEV_CREDENTIALS_FILE)).mode & 0o777).toBe(0o600);
+    expect(devCredentials(dir, {})).toEqual(first);
+  });
+
+  it('lets JWT_SECRET and the first of API_KEYS win, and makes a damaged file anew', () => {
+    expect(devCredentials(dir, { JWT_SECRET: 'from-env', API_KEYS: 'k1,k2' })).toEqual({ jwtSecret: 'from-env', apiKey: 'k1' });
+    writeFileSync(join(dir, DEV_CREDENTIALS_FILE), '{ not json');
+    const fresh = devCredentials(dir, {});
+    expect(JSON.parse(readFileSync(join(dir, DEV_CREDENTIALS_FILE), 'utf8'))).toEqual(fresh);
+  });
+});
