@@ -237,7 +237,7 @@ async function main(): Promise<void> {
   })();
   const environment = [
     `- Load average at the start ${loadStart.map((l) => l.toFixed(2)).join(' / ')} (other jobs may share the machine; compare the columns of one report, not reports); commit ${commit}, gateway build ${statSync(gatewayMain).mtime.toISOString()}.`,
-    `- Each side: a private redis-server (no persistence${cfg.drills.includes('redis-restart') ? ' until the redis-restart drill switches its append-only file on' : ''}); full path = gateway pods from dist/apps/gateway (TRANSPORTS=websocket, LOG_LEVEL=warn, drain 500 sockets per 100 ms); baseline = bench/baseline-server.ts pods (socket.io 4.8.3 + @socket.io/redis-adapter sharded, dynamic mode, no auth, no seq).`,
+    `- Each side: a private redis-server (no persistence${cfg.drills.includes('redis-restart') ? ' until the redis-restart drill switches its append-only file on' : ''}); full path = gateway pods from dist/apps/gateway (TRANSPORTS=websocket, LOG_LEVEL=warn, drain 500 sockets per 100 ms); baseline = bench/baseline-server.ts pods (socket.io 4.8.3 + @socket.io/redis-adapter sharded, dynamic mode, no auth, no seq), transpiled and run on plain node as the gateway runs its build.`,
   ];
   const report = markdown(
     cfg,
