@@ -68,6 +68,9 @@ interface ClientEvents {
 
 type RawSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
+/** The store of a stream name: `subscribe('bot:demo')` gives a bot stream's store. */
+export type StoreOf<S extends StreamName> = S extends `bot:${string}` ? StreamStore<'bot'> : S extends `dag:${string}` ? StreamStore<'dag'> : StreamStore;
+
 /**
  * The typed SDK for dashboards and tests. It keeps one connection to a gateway alive
  * (reconnecting with full-jitter backoff capped at 30 s), resubscribes every stream from
@@ -138,7 +141,11 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
   subscribe(stream: `bot:${string}`): Promise<StreamStore<'bot'>>;
   subscribe(stream: `dag:${string}`): Promise<StreamStore<'dag'>>;
   subscribe(stream: StreamName): Promise<StreamStore>;
-  async subscribe(stream: StreamName): Promise<unknown> {
+  /**
+   * Subscribes to a stream (once; later calls give the same store) and resolves with its store
+   * once live: the snapshot folded, deltas applied as they come (`store.state`, `'change'`).
+   */
+  async subscribe<S extends StreamName>(stream: S): Promise<StoreOf<S>> {
     let store = this.stores.get(stream);
     if (!store) {
       store = new StreamStore(
@@ -150,7 +157,7 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
       if (this.status === 'connected') this.sendSubscribe(store);
     }
     await store.whenLive();
-    return store;
+    return store as StoreOf<S>;
   }
 
   async unsubscribe(stream: StreamName): Promise<void> {
