@@ -10,7 +10,7 @@ import { cpuNow, serveRequests } from './common';
  * sequencing, no history — sockets send `join` and are put in the room. Engine options
  * match the gateway's (websocket only, no compression, same heartbeat), so the two differ
  * in what happens per event, not in transport settings. It runs built, on plain node, as the
- * gateway does (see `plainScript` in ./common): it imports packages and ./common only.
+ * gateway does (see `plainScript` in ./plain-script): it imports packages and ./common only.
  */
 async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL ?? '';

@@ -1,8 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type Redis from 'ioredis';
-import { ModuleKind, ScriptTarget, transpileModule } from 'typescript';
 
 /**
  * Shared by the bench driver and its child processes: the clock, the payload and a tiny
@@ -124,7 +122,7 @@ export class HelperProcess {
 
   /**
    * Forks a bench script: a `.ts` one with the driver's own `-r ts-node/register …` flags, a
-   * `.js` one (see {@link plainScript}) on plain node.
+   * `.js` one (see plainScript in ./plain-script) on plain node.
    */
   static fork(name: string, script: string, env: Record<string, string>, nodeFlags: string[] = []): HelperProcess {
     const child = fork(script, [], {
@@ -213,34 +211,3 @@ export async function redisCpuUs(redis: Redis): Promise<number> {
   const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
   return Math.round((field('used_cpu_user') + field('used_cpu_sys')) * 1e6);
 }
-
-/**
- * A bench script as plain JavaScript for plain node, with the bench files it imports
- * (`./<name>`) beside it in dist/bench/, so node_modules resolve as from the repository. The
- * baseline servers run this way, as the gateway pods run their build: under ts-node a
- * process starts with tens of MB of V8 heap its compiler used and left mostly free, which
- * its first allocations fill without growing RSS, so a baseline under it would look lighter
- * per socket than the same code built. Such a script may import packages and `./` bench
- * files, not `@app/*` paths.
- */
-export function plainScript(script: string): string {
-  const built = plainScripts.get(script);
-  if (built) return built;
-  const outDir = join(__dirname, '..', 'dist', 'bench');
-  mkdirSync(outDir, { recursive: true });
-  const emit = (file: string): string => {
-    const source = readFileSync(file, 'utf8');
-    const { outputText } = transpileModule(source, {
-      compilerOptions: { module: ModuleKind.CommonJS, target: ScriptTarget.ES2022, esModuleInterop: true },
-      fileName: file,
-    });
-    const out = join(outDir, basename(file).replace(/\.ts$/, '.js'));
-    writeFileSync(out, outputText);
-    for (const [, local] of source.matchAll(/from '\.\/([\w-]+)'/g)) emit(join(dirname(file), `${local}.ts`));
-    return out;
-  };
-  const out = emit(script);
-  plainScripts.set(script, out);
-  return out;
-}
-const plainScripts = new Map<string, string>();

@@ -6,7 +6,8 @@ import Redis from 'ioredis';
 import { RedisServerProcess, waitFor } from '@app/runtime';
 import { type AppProcess, startGateway } from '../test/support/processes';
 import { signToken } from '../test/support/tokens';
-import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, plainScript, redisCpuUs, rssKb, sleep } from './common';
+import { CONTENT_BYTES, type CpuSample, HelperProcess, percentile, redisCpuUs, rssKb, sleep } from './common';
+import { plainScript } from './plain-script';
 
 /**
  * `npm run bench`: the full path (StreamPublisher → Lua → two gateway pods → sockets) next

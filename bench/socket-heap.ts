@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { RedisServerProcess, waitFor } from '@app/runtime';
 import { type AppProcess, startGateway } from '../test/support/processes';
 import { signToken } from '../test/support/tokens';
-import { HelperProcess, plainScript, rssKb, sleep } from './common';
+import { HelperProcess, rssKb, sleep } from './common';
+import { plainScript } from './plain-script';
 
 /**
  * Where an idle socket's memory goes: heap snapshots of a gateway pod and of the baseline

@@ -88,8 +88,8 @@ async function main(): Promise<void> {
       const begin = async (bot: Bot, notBeforeUs: number) => {
         bot.busy = true;
         bot.runId = `${tag}-${bot.stream.slice(4)}-${++bot.runs}`;
-        // As the agent runtime does: every event stamped by the run's producer (one GET and
-        // SET of its fence per call), after the processing claimed its epoch.
+        // As the agent runtime does: every event stamped by the run's producer (one `SET … GET`
+        // of its fence per call), after the processing claimed its epoch.
         const producer = new Producer(producerIds.run(bot.runId), 1);
         await publisher.fence(bot.stream, producer.id, producer.epoch);
         const send = (event: BotEvent) => {

@@ -830,7 +830,6 @@ async function burstWatch(p: BurstPlan): Promise<{ sockets: number; subscription
   return { sockets: targets.length, subscriptions: targets.reduce((n, t) => n + t.streams.length, 0) };
 }
 
-/** Closes the burst watchers; answers what they saw, and how many of their subscriptions ended short of `finals`. */
 /**
  * The publish-only phase's result, once every watched subscription reached its stream's last
  * seq (`finals`) — deliveries are still in flight for a while after the last publish on a

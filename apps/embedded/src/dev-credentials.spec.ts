@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEV_CREDENTIALS_FILE, devCredentials } from './dev-credentials';
@@ -16,10 +16,15 @@ describe('devCredentials', () => {
     expect(devCredentials(dir, {})).toEqual(first);
   });
 
-  it('lets JWT_SECRET and the first of API_KEYS win, and makes a damaged file anew', () => {
+  it('lets JWT_SECRET and the first of API_KEYS win and records them, and makes a damaged file anew, owner-only', () => {
+    const file = join(dir, DEV_CREDENTIALS_FILE);
     expect(devCredentials(dir, { JWT_SECRET: 'from-env', API_KEYS: 'k1,k2' })).toEqual({ jwtSecret: 'from-env', apiKey: 'k1' });
-    writeFileSync(join(dir, DEV_CREDENTIALS_FILE), '{ not json');
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ jwtSecret: 'from-env', apiKey: 'k1' });
+    writeFileSync(file, '{ not json', { mode: 0o644 });
+    chmodSync(file, 0o644);
     const fresh = devCredentials(dir, {});
-    expect(JSON.parse(readFileSync(join(dir, DEV_CREDENTIALS_FILE), 'utf8'))).toEqual(fresh);
+    expect(fresh.jwtSecret).not.toBe('from-env');
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(fresh);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 });

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
  * The embedded system's JWT secret and API key. Made once and kept in
  * `.data/dev-credentials.json` (readable by the owner only), so tokens minted with `npm run
  * token` and scripts holding the API key keep working across restarts of `npm start`.
- * `JWT_SECRET` and the first of `API_KEYS` win when set.
+ * `JWT_SECRET` and the first of `API_KEYS` win when set, and the file then holds them: it
+ * always says what the running system uses.
  */
 export interface DevCredentials {
   jwtSecret: string;
@@ -17,13 +18,19 @@ export const DEV_CREDENTIALS_FILE = 'dev-credentials.json';
 
 export function devCredentials(dataDir: string, env: NodeJS.ProcessEnv = process.env): DevCredentials {
   const file = join(dataDir, DEV_CREDENTIALS_FILE);
-  let stored = readStored(file);
-  if (!stored) {
-    stored = { jwtSecret: randomBytes(24).toString('base64url'), apiKey: `dev-${randomBytes(16).toString('hex')}` };
+  const stored = readStored(file);
+  const used = {
+    jwtSecret: env.JWT_SECRET || stored?.jwtSecret || randomBytes(24).toString('base64url'),
+    apiKey: env.API_KEYS?.split(',')[0] || stored?.apiKey || `dev-${randomBytes(16).toString('hex')}`,
+  };
+  // What the running system uses, so `npm run token` signs with the gateway's secret even
+  // when this start took it from JWT_SECRET.
+  if (stored?.jwtSecret !== used.jwtSecret || stored?.apiKey !== used.apiKey) {
     mkdirSync(dataDir, { recursive: true });
-    writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 });
+    writeFileSync(file, `${JSON.stringify(used, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
   }
-  return { jwtSecret: env.JWT_SECRET || stored.jwtSecret, apiKey: env.API_KEYS?.split(',')[0] || stored.apiKey };
+  return used;
 }
 
 /** The stored credentials, or null when there are none yet (a damaged file is made anew). */

@@ -55,7 +55,15 @@ async function main(): Promise<void> {
   // Ready means our own gateway answered, never whatever else listens on the port.
   await waitReady(`http://127.0.0.1:${port}/readyz`, serverId);
 
-  const token = await signDevToken({ sub: 'developer', scope: ['admin'], ttlSeconds: 12 * 3600, secret: jwtSecret });
+  const token = await signDevToken({
+    sub: 'developer',
+    scope: ['admin'],
+    ttlSeconds: 12 * 3600,
+    secret: jwtSecret,
+    // As the gateway checks them when set (and as `npm run token` adds them).
+    issuer: process.env.JWT_ISSUER || undefined,
+    audience: process.env.JWT_AUDIENCE || undefined,
+  });
   process.stdout.write(
     [
       '',

@@ -20,6 +20,8 @@ export const producerIds = {
   once: (key: string) => `once/${key}`,
   /** The HTTP publish API's `Idempotency-Key`. */
   http: (key: string) => `http/${key}`,
+  /** The inbound API's `Idempotency-Key` (or a random one): apart from the publish API's. */
+  inbound: (key: string) => `inbound/${key}`,
   /** Every event of an agent run, one epoch per processing of its job. */
   run: (runId: string) => `run/${runId}`,
 } as const;

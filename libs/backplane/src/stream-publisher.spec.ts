@@ -1,7 +1,7 @@
 import { foldEvents, initialState, type BotEvent, type Envelope, type StreamName } from '@app/protocol';
 import { acquireRedis, createRedis, waitFor, type AcquiredRedis } from '@app/runtime';
 import type { RedisClient } from '@app/runtime';
-import { streamChannel, streamKeys } from './keys';
+import { producerKey, streamChannel, streamKeys } from './keys';
 import { Producer, ProducerFencedError, producerIds, singleEvent } from './producers';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention';
 import { StreamHistory } from './stream-history';
@@ -189,6 +189,23 @@ describe('StreamPublisher', () => {
       ]);
       expect(one.duplicate).toBe(false);
       expect(two).toEqual({ ...one, duplicate: true });
+    });
+
+    it('refuses a malformed stamp or one given with an idempotency key; reads a foreign value or key type as no stamp', async () => {
+      const stream = newStream();
+      const redis = connect();
+      const publisher = new StreamPublisher(redis, DEFAULT_RETENTION);
+      await expect(publisher.publish(stream, thinking(1), { producer: { id: producerIds.run('r5'), epoch: 1, seq: 0 } })).rejects.toThrow('seq an integer ≥ 1');
+      await expect(publisher.publish(stream, thinking(1), { producer: singleEvent(producerIds.once('a')), idempotencyKey: 'a' })).rejects.toThrow('not both');
+      await redis.set(producerKey(stream, producerIds.run('r6')), 'not a stamp');
+      await redis.hset(producerKey(stream, producerIds.run('r7')), 'a', 'b');
+      const [six, seven] = await Promise.all([
+        publisher.publish(stream, thinking(2), { producer: new Producer(producerIds.run('r6'), 1).next() }),
+        publisher.publish(stream, thinking(3), { producer: new Producer(producerIds.run('r7'), 1).next() }),
+      ]);
+      expect([six.duplicate, seven.duplicate, six.seq, seven.seq]).toEqual([false, false, 1, 2]);
+      // The foreign string became a stamp; the key of another type was overwritten at the end.
+      expect(await publisher.publish(stream, thinking(2), { producer: { id: producerIds.run('r6'), epoch: 1, seq: 1 } })).toMatchObject({ duplicate: true });
     });
 
     it('keeps namespaces apart: an HTTP key never collides with the system key of the same name', async () => {

@@ -145,6 +145,11 @@ export class StreamPublisher {
   }
 
   publish(stream: StreamName, draft: EventDraft, options: PublishOptions = {}): Promise<PublishedEvent> {
+    const { producer } = options;
+    if (producer && options.idempotencyKey !== undefined) return Promise.reject(new Error('a publish takes a producer stamp or an idempotency key, not both'));
+    if (producer && !(Number.isSafeInteger(producer.epoch) && producer.epoch >= 0 && Number.isSafeInteger(producer.seq) && producer.seq >= 1)) {
+      return Promise.reject(new Error(`producer ${producer.id}: epoch must be an integer ≥ 0 and seq an integer ≥ 1`));
+    }
     return new Promise<PublishedEvent>((resolve, reject) => {
       const id = randomUUID();
       const item: Queued = {

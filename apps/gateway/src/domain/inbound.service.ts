@@ -41,8 +41,8 @@ export class InboundService {
     const published = await this.publisher.publish(
       botStream(botId),
       { type: 'platform_message', payload: { sessionId, platform: message.platform, chatId: message.chatId, role: 'user', content: message.content } },
-      // The caller's key: in the HTTP namespace, apart from the system's own.
-      { producer: singleEvent(producerIds.http(`inbound:${key}`)) },
+      // The caller's key, in a namespace of its own: apart from the system's and the publish API's.
+      { producer: singleEvent(producerIds.inbound(key)) },
     );
     if (!published.duplicate) this.metrics.eventsPublished.inc();
     const runId = derivedId('run', platformUser, key);

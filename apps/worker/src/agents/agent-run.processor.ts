@@ -1,7 +1,7 @@
 import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { DelayedError, type Job } from 'bullmq';
-import { type AgentRunJob, DomainStore, FINISHED_RUN, ProducerFencedError, QUEUES, type RunRecord } from '@app/backplane';
+import { type AgentRunJob, DomainStore, FINISHED_RUN, Producer, ProducerFencedError, producerIds, QUEUES, type RunRecord } from '@app/backplane';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
 import { handBack, HandedBack } from '../ops/hand-back';
 import { WorkerMetrics } from '../ops/worker-metrics';
@@ -57,7 +57,8 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     const timer = this.metrics.jobDuration.startTimer({ queue: 'agent-runs' });
     let step: Step;
     try {
-      step = await this.step(job.data, job.attemptsStarted, signal);
+      // One producer for this processing, whatever it goes through (see RunSignals.producer).
+      step = await this.step(job.data, new Producer(producerIds.run(job.data.runId), job.attemptsStarted), signal);
     } catch (error) {
       timer();
       if (error instanceof HandedBack) {
@@ -82,21 +83,24 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
   }
 
   /**
-   * BullMQ failed the job while the run may not have ended: a job found stalled more than once
-   * (its workers died twice) is failed by the next worker before any processor sees it, and an
-   * error out of a step (Redis away) fails it too. No retry follows, so nothing else would
-   * publish the run's `done`: end it here (the `done` is idempotent, so one that did end stays ended).
+   * BullMQ failed the job for good while the run may not have ended: a job found stalled more
+   * than once (its workers died twice) is failed by the next worker before any processor sees
+   * it, and an error out of a step (Redis away) fails it once its attempts are spent. Nothing
+   * else would publish the run's `done`: end it here (the `done` is idempotent, so one that did
+   * end stays ended). A failure BullMQ retries (`finishedOn` unset: the job went back to
+   * delayed) is left to the retry, which must not find the run ended.
    */
   @OnWorkerEvent('failed')
   async onFailed(job: Job<AgentRunJob> | undefined, error: Error): Promise<void> {
-    if (!job) return;
+    if (!job?.finishedOn) return;
     try {
       const run = await this.store.getRun(job.data.runId);
       if (run && !FINISHED_RUN.has(run.status)) {
         const state = run.status === 'waiting' ? await this.store.loadRunState<RunState>(job.data.runId) : null;
         this.logger.warn({ msg: 'run job failed; ending the run', runId: job.data.runId, err: error.message });
         // As a processing after the last one BullMQ started: it fences that one off.
-        await this.runtime.end(job.data, 'failed', state, `the run's job failed: ${error.message}`, job.attemptsStarted + 1);
+        const producer = new Producer(producerIds.run(job.data.runId), job.attemptsStarted + 1);
+        await this.runtime.end(job.data, 'failed', state, `the run's job failed: ${error.message}`, producer);
       }
       await this.release(job.data);
     } catch (failure) {
@@ -115,7 +119,7 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     throw new DelayedError();
   }
 
-  private async step(data: AgentRunJob, attempt: number, handBackSignal?: AbortSignal): Promise<Step> {
+  private async step(data: AgentRunJob, producer: Producer, handBackSignal?: AbortSignal): Promise<Step> {
     const run = await this.store.getRun(data.runId);
     if (!run || FINISHED_RUN.has(run.status)) {
       await this.release(data);
@@ -126,12 +130,12 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
     const tracked = this.cancellation.track(data.runId);
     let outcome: RunOutcome;
     try {
-      outcome = await this.advance(data, run, { cancel: tracked.signal, attempt, ...(handBackSignal ? { handBack: handBackSignal } : {}) });
+      outcome = await this.advance(data, run, { cancel: tracked.signal, producer, ...(handBackSignal ? { handBack: handBackSignal } : {}) });
     } catch (error) {
       // Fenced: this worker lost the job (it stalled) and another one has taken the run on.
       if (error instanceof HandedBack || error instanceof ProducerFencedError) throw error;
       this.logger.error({ msg: 'run failed', runId: data.runId, err: error instanceof Error ? error.stack : String(error) });
-      outcome = await this.runtime.end(data, 'failed', null, 'the run failed', attempt);
+      outcome = await this.runtime.end(data, 'failed', null, 'the run failed', producer);
     } finally {
       tracked.done();
     }
@@ -141,14 +145,14 @@ export class AgentRunProcessor extends WorkerHost implements OnApplicationBootst
 
   private async advance(data: AgentRunJob, run: RunRecord, signals: RunSignals): Promise<RunOutcome> {
     const state = run.status === 'waiting' ? await this.store.loadRunState<RunState>(data.runId) : null;
-    if (run.cancelRequested) return this.runtime.end(data, 'cancelled', state, undefined, signals.attempt);
+    if (run.cancelRequested) return this.runtime.end(data, 'cancelled', state, undefined, signals.producer);
     switch (run.status) {
       case 'running':
-        return this.runtime.end(data, 'failed', null, 'the worker running this run stopped; it was not resumed', signals.attempt);
+        return this.runtime.end(data, 'failed', null, 'the worker running this run stopped; it was not resumed', signals.producer);
       case 'waiting':
         return state
           ? this.runtime.resume(data, state, signals)
-          : this.runtime.end(data, 'failed', null, 'the run lost its saved state while it waited', signals.attempt);
+          : this.runtime.end(data, 'failed', null, 'the run lost its saved state while it waited', signals.producer);
       default:
         await this.store.setRunStatus(data.runId, 'running');
         return this.runtime.start(data, signals);

@@ -39,8 +39,12 @@
  *     reconnect, a retried call): nothing is published, and its answer is the producer's
  *     newest answer (for a producer of one event — an idempotency key — the first answer);
  *   - newer is published, and becomes the newest.
- * A stream whose step fails after its stamps were written (only keys of the wrong type make
- * it fail there) keeps them: a retry of those stamps is answered as a duplicate.
+ * A producer's first stamp in a call is written as the old one is read (`SET … GET`), before
+ * the stream's seqs are claimed; nothing can fail between the two (a producer key of another
+ * type is left alone and its stamp not checked). A duplicate or a refused stamp puts the old
+ * value back with the new TTL: a fence lives a day after the last attempt it saw. A stream
+ * whose history or meta key has the wrong type fails after its stamps were written: a retry
+ * of those stamps is then answered as a duplicate of events that were not published.
  *
  * Returns { ts, then per stream: epoch · checkpointSeq, then per event: r_i } where r_i is
  * the event's seq (an integer), or, for a duplicate, the answer JSON `{"seq","epoch","id","ts"}`
@@ -79,17 +83,19 @@ local replid = string.sub(info, at + 14, at + 53)
 -- Event index (0-based) -> its stamp { key, epoch, seq, ttl }.
 local stampOf = {}
 for j = 0, stamped - 1 do
-  local at = stampArgs + 5 * j
-  stampOf[tonumber(ARGV[at])] = {
-    key = KEYS[3 * streams + tonumber(ARGV[at + 1])],
-    epoch = tonumber(ARGV[at + 2]), seq = tonumber(ARGV[at + 3]), ttl = tonumber(ARGV[at + 4]),
+  local arg = stampArgs + 5 * j
+  stampOf[tonumber(ARGV[arg])] = {
+    key = KEYS[3 * streams + tonumber(ARGV[arg + 1])],
+    epoch = tonumber(ARGV[arg + 2]), seq = tonumber(ARGV[arg + 3]), ttl = tonumber(ARGV[arg + 4]),
   }
 end
 -- Producer key -> its newest stamp { epoch, seq, answer } as this call leaves it.
 local producers = {}
+-- A stored stamp, or false for none (or a value this script did not write).
 local function parseStamp(value)
-  if not value then return false end
+  if type(value) ~= 'string' then return false end
   local e, q, answer = string.match(value, '^(%d+):(%d+):(.*)$')
+  if not e then return false end
   return { epoch = tonumber(e), seq = tonumber(q), answer = answer }
 end
 local function isNewer(stamp, p)
@@ -140,10 +146,12 @@ local function publish(s, first, n)
       local p = producers[stamp.key]
       local written = false
       if p == nil then
-        local old = redis.call('SET', stamp.key, value, 'EX', stamp.ttl, 'GET')
+        -- pcall: a key of another type (not ours) is left alone and the stamp not checked;
+        -- nothing in this loop may fail, as its writes come before the seqs are claimed.
+        local old = redis.pcall('SET', stamp.key, value, 'EX', stamp.ttl, 'GET')
         p = parseStamp(old)
-        written = not p or isNewer(stamp, p)
-        if not written then redis.call('SET', stamp.key, old, 'KEEPTTL') end
+        written = type(old) ~= 'table' and (not p or isNewer(stamp, p))
+        if p and not written then redis.call('SET', stamp.key, old, 'KEEPTTL') end
       end
       if p and not isNewer(stamp, p) then
         verdict[i] = stamp.epoch < p.epoch and ('!fenced:' .. p.epoch) or p.answer

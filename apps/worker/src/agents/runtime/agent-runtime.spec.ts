@@ -1,4 +1,4 @@
-import { type AgentRunJob, DEFAULT_RETENTION, DomainStore, ProducerFencedError, StreamHistory, StreamPublisher } from '@app/backplane';
+import { type AgentRunJob, DEFAULT_RETENTION, DomainStore, Producer, ProducerFencedError, producerIds, StreamHistory, StreamPublisher } from '@app/backplane';
 import { type BotEvent, botStream } from '@app/protocol';
 import { acquireRedis, type AcquiredRedis, createRedis, type RedisClient, waitFor } from '@app/runtime';
 import { DeltaCoalescer } from '../../ops/delta-coalescer';
@@ -140,14 +140,14 @@ it('a run publishes as its job attempt: a stalled processing still streaming is 
   const stream = botStream(job.botId);
   const streamed = async () => history.range(stream, 1, 1_000);
 
-  const first = zombie.start(job, { ...live(), attempt: 1 });
+  const first = zombie.start(job, { ...live(), producer: new Producer(producerIds.run(job.runId), 1) });
   await waitFor(async () => (await streamed()).filter((e) => e.type === 'message').length >= 3, { message: 'the first processing streaming' });
   // BullMQ gave the stalled job to another worker, and the run was cancelled meanwhile: the
   // successor publishes only the run's `done` (under its own key), having claimed its epoch.
-  await successor.end(job, 'cancelled', null, undefined, 2);
+  await successor.end(job, 'cancelled', null, undefined, new Producer(producerIds.run(job.runId), 2));
   await expect(first).rejects.toBeInstanceOf(ProducerFencedError);
   // An older processing cannot claim the run back either.
-  await expect(zombie.end(job, 'failed', null, 'late', 1)).rejects.toBeInstanceOf(ProducerFencedError);
+  await expect(zombie.end(job, 'failed', null, 'late', new Producer(producerIds.run(job.runId), 1))).rejects.toBeInstanceOf(ProducerFencedError);
 
   const events = await streamed();
   const done = events.findIndex((e) => e.type === 'done');
@@ -156,6 +156,36 @@ it('a run publishes as its job attempt: a stalled processing still streaming is 
   // Nothing of the fenced processing after the run's end.
   expect(events.slice(done + 1)).toEqual([]);
   expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+});
+
+it('a processing that fails half-way is ended under its own producer: its error and done reach the stream after what it streamed', async () => {
+  const publisher = new StreamPublisher(redis, DEFAULT_RETENTION);
+  const history = new StreamHistory(redis, DEFAULT_RETENTION);
+  // A provider that streams, then fails the way a bug would (not a ModelProviderError).
+  const breaking = {
+    name: 'demo',
+    async *turn() {
+      yield { kind: 'text' as const, text: 'half a reply' };
+      throw new Error('a bug in the middle of a turn');
+    },
+  };
+  const failing = new AgentRuntime({
+    bots: new BotCatalog(bot),
+    providers: new ProviderRegistry().register(breaking),
+    tools: builtInTools({ allowedHosts: [], timeoutMs: 1000 }),
+    store,
+    publish: (botId, event, options) => publisher.publish(botStream(botId), event, options),
+    fence: (botId, producerId, epoch) => publisher.fence(botStream(botId), producerId, epoch),
+    options: { approvalTimeoutMs: 60_000, approvalOnExpiry: 'reject', planTimeoutMs: 60_000 },
+  });
+  const job = { ...(await newJob('hello')), botId: `broken-${counter}` };
+  // As the run processor does: one producer for the processing, the failed run ended under it.
+  const producer = new Producer(producerIds.run(job.runId), 1);
+  await expect(failing.start(job, { ...live(), producer })).rejects.toThrow('a bug in the middle of a turn');
+  await failing.end(job, 'failed', null, 'the run failed', producer);
+  const events = await history.range(botStream(job.botId), 1, 100);
+  expect(events.map((e) => e.type)).toEqual(['run_started', 'message', 'message', 'error', 'done']);
+  expect(events.at(-2)?.payload).toMatchObject({ code: 'RUN_FAILED', message: 'the run failed' });
 });
 
 it('/tool calculator: tool_start, tool_end "4", then a reply with the result', async () => {

@@ -1,4 +1,4 @@
-import { type AgentRunJob, type DecisionAnswer, type DomainStore, Producer, producerIds, type PublishOptions } from '@app/backplane';
+import type { AgentRunJob, DecisionAnswer, DomainStore, Producer, PublishOptions } from '@app/backplane';
 import { type BotEvent, roundUsd, type RunStatus } from '@app/protocol';
 import type { DeltaCoalescer, PublishEvent } from '../../ops/delta-coalescer';
 import { HandedBack } from '../../ops/hand-back';
@@ -50,12 +50,14 @@ export interface RunSignals {
   /** The worker's shutdown deadline: the run stops, publishes nothing more, and {@link HandedBack} is thrown. */
   handBack?: AbortSignal;
   /**
-   * Which processing of the run's job this is (BullMQ's `attemptsStarted`, which grows each
-   * time the job becomes active): the epoch of the run's producer, so every event of the run
-   * is published once, and a worker still running a job that was given to another (it
-   * stalled) is fenced off once the other one published (ProducerFencedError).
+   * This processing's producer: `producerIds.run(runId)` with BullMQ's `attemptsStarted` as
+   * its epoch (it grows each time the job becomes active), one per processing whatever calls
+   * it makes (a run that fails is then ended under the same one). Every event of the run is
+   * stamped by it, so each is published once, and a worker still running a job that was
+   * given to another (it stalled) is fenced off once the other one claimed the run
+   * (ProducerFencedError). Without one, events go unstamped.
    */
-  attempt?: number;
+  producer?: Producer;
 }
 
 interface RunContext {
@@ -70,8 +72,8 @@ interface RunContext {
   openTool: { call: ToolCall; startedAt: number } | null;
   /** The run's coalescer, and the publish options of the events that have some (a `done`'s idempotency key). */
   out: { coalescer: DeltaCoalescer; options: WeakMap<BotEvent, PublishOptions> } | null;
-  /** Stamps the run's events that have no options of their own, as they leave the coalescer. */
-  producer: Producer;
+  /** Publishes one of the run's events, stamped by the processing's producer unless it has options of its own. */
+  send: (event: BotEvent, options?: PublishOptions) => Promise<unknown>;
 }
 
 /** Decision events outlive the longest wait (7 days): a resumed run announcing again must stay a duplicate. */
@@ -138,19 +140,20 @@ export class AgentRuntime {
    * Ends a run that will not go on (cancelled while queued or parked, or left half-done by a
    * dead worker): `error` when there is a message, `usage` when it had started, one `done`.
    */
-  async end(job: AgentRunJob, status: RunStatus, state: RunState | null, message?: string, attempt?: number): Promise<RunOutcome> {
-    const ctx = this.context(job, { cancel: new AbortController().signal, attempt });
+  async end(job: AgentRunJob, status: RunStatus, state: RunState | null, message?: string, producer?: Producer): Promise<RunOutcome> {
+    const ctx = this.context(job, { cancel: new AbortController().signal, producer });
     return this.processing(ctx, () => this.finish(ctx, state, status, message ? { code: 'RUN_FAILED', message } : undefined));
   }
 
   /**
-   * One processing of a run: it first claims its producer epoch (when the worker gave one),
+   * One call of a processing: it first claims its producer's epoch (when the worker gave one),
    * and however it ends — finished, parked, handed back or failed — what the run's coalescer
    * still holds is published before the call returns: nothing of this call may reach the
    * stream after whatever comes next (another worker's `done`, the `error` of a failed run).
    */
   private async processing(ctx: RunContext, body: () => Promise<RunOutcome>): Promise<RunOutcome> {
-    if (ctx.signals.attempt !== undefined) await this.deps.fence?.(ctx.job.botId, ctx.producer.id, ctx.producer.epoch);
+    const { producer } = ctx.signals;
+    if (producer) await this.deps.fence?.(ctx.job.botId, producer.id, producer.epoch);
     try {
       return await body();
     } finally {
@@ -163,8 +166,10 @@ export class AgentRuntime {
     const bot = this.deps.bots.definitionOf(job.botId);
     const stop = signals.handBack ? AbortSignal.any([signals.cancel, signals.handBack]) : signals.cancel;
     const options = new WeakMap<BotEvent, PublishOptions>();
-    const producer = new Producer(producerIds.run(job.runId), signals.attempt ?? 0);
-    const coalescer = this.deps.coalescer?.((event) => this.deps.publish(job.botId, event, options.get(event) ?? { producer: producer.next() }));
+    const { producer } = signals;
+    // An event with options of its own (a `done`'s key) keeps them; any other gets the next stamp.
+    const send = (event: BotEvent, own?: PublishOptions) => this.deps.publish(job.botId, event, own ?? (producer ? { producer: producer.next() } : undefined));
+    const coalescer = this.deps.coalescer?.((event) => send(event, options.get(event)));
     return {
       job,
       bot,
@@ -174,7 +179,7 @@ export class AgentRuntime {
       streaming: null,
       openTool: null,
       out: coalescer ? { coalescer, options } : null,
-      producer,
+      send,
     };
   }
 
@@ -474,7 +479,7 @@ export class AgentRuntime {
   }
 
   private publish(ctx: RunContext, event: BotEvent, options?: PublishOptions): Promise<unknown> {
-    if (!ctx.out) return this.deps.publish(ctx.job.botId, event, options ?? { producer: ctx.producer.next() });
+    if (!ctx.out) return ctx.send(event, options);
     if (options) ctx.out.options.set(event, options);
     return ctx.out.coalescer.publish(event);
   }
