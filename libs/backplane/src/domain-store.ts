@@ -10,7 +10,8 @@ import { type RedisClient, runScript } from './scripts';
  * kept apart (`saveRunState`).
  */
 export type RunRecordStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'cancelled' | 'failed';
-export type ExecutionStatus = 'queued' | 'running' | 'paused' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
+/** `failing`: a node failure (or the budget) ends the execution; it stops once its running nodes stop. */
+export type ExecutionStatus = 'queued' | 'running' | 'paused' | 'cancelling' | 'failing' | 'completed' | 'failed' | 'cancelled';
 
 export interface RunRecord {
   botId: string;

@@ -23,7 +23,8 @@ export class DagCommands {
     const definition = p.dag ?? (p.dagId !== undefined ? await this.store.getDagDefinition(p.dagId) : null);
     if (!definition) throw new ProtocolError(ErrorCode.NOT_FOUND, `no stored DAG ${p.dagId}`);
     const violations = checkDag(definition, p.dag ? 'dag' : 'dagId');
-    if (violations.length > 0) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'the DAG is not valid', violations);
+    if (violations.length > 0)
+      throw new ProtocolError(ErrorCode.VALIDATION_FAILED, `the DAG is not valid: ${violations.map((v) => v.message).join('; ')}`, violations);
 
     await this.store.createExecution(executionId, auth.userId);
     const job: DagExecutionJob = {
