@@ -115,6 +115,10 @@ it('a map node adds items that wait for it and feed its successors', async () =>
   expect((await engine.settle(id, 't-0', 'm.0', 'completed', 'fail_execution')).ready).toEqual([]);
   expect((await engine.settle(id, 't-1', 'm.1', 'completed', 'fail_execution')).ready).toEqual(['after']);
   expect(await engine.node(id, 'm.1')).toEqual({ node: { id: 'm.1' }, preds: ['m'] });
+  // The map node's successor takes the items' outputs as inputs; a retried expansion adds nothing twice.
+  expect(await engine.node(id, 'after')).toEqual({ node: { id: 'after' }, preds: ['m', 'm.0', 'm.1'] });
+  await engine.expand(id, 'expand-m', 'm', items);
+  expect(await engine.node(id, 'after')).toEqual({ node: { id: 'after' }, preds: ['m', 'm.0', 'm.1'] });
 });
 
 it('keeps the first outcome recorded for a node', async () => {

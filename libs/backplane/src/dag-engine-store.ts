@@ -14,6 +14,7 @@ export interface EngineStep {
   finish?: ExecutionEndStatus;
   /** The execution's spend after this step's cost. */
   spent?: number;
+  budget?: number;
   /** This step turned the execution failing: running nodes are to be aborted. */
   failing?: boolean;
   budgetExceeded?: boolean;
@@ -78,9 +79,38 @@ export class DagEngineStore {
   async expand(executionId: string, token: string, mapNodeId: string, items: DagNodeDef[]): Promise<EngineStep> {
     const k = this.keys(executionId);
     if (items.length > 0) {
-      await this.redis.hset(k.nodes, Object.fromEntries(items.map((node) => [node.id, JSON.stringify({ node, preds: [mapNodeId] } satisfies StoredNode)])));
+      // The map node's successors take the items' outputs as inputs too (a retry adds none twice).
+      const itemIds = new Set(items.map((i) => i.id));
+      const fedNodes = await this.nodes(
+        executionId,
+        (await this.successors(executionId, mapNodeId)).filter((id) => !itemIds.has(id)),
+      );
+      const fed = fedNodes.map(({ node, preds }) => [node.id, JSON.stringify({ node, preds: [...new Set([...preds, ...itemIds])] })]);
+      await this.redis.hset(
+        k.nodes,
+        Object.fromEntries([...items.map((node) => [node.id, JSON.stringify({ node, preds: [mapNodeId] } satisfies StoredNode)]), ...fed]),
+      );
     }
     return this.step('rtDagExpandV1', executionId, [token, mapNodeId, ...items.map((n) => n.id)]);
+  }
+
+  /** A node's successors now (a map node's include its items once it expanded). */
+  async successors(executionId: string, nodeId: string): Promise<string[]> {
+    const csv = await this.redis.hget(this.keys(executionId).engine, `s:${nodeId}`);
+    return csv ? csv.split(',') : [];
+  }
+
+  async nodeStatus(executionId: string, nodeId: string): Promise<string | null> {
+    return this.redis.hget(this.keys(executionId).engine, `n:${nodeId}`);
+  }
+
+  async nodes(executionId: string, nodeIds: string[]): Promise<StoredNode[]> {
+    if (nodeIds.length === 0) return [];
+    const raw = await this.redis.hmget(this.keys(executionId).nodes, ...nodeIds);
+    return raw.map((value, i) => {
+      if (value === null || value === undefined) throw new Error(`node ${nodeIds[i]} of ${executionId} has no stored definition`);
+      return JSON.parse(value) as StoredNode;
+    });
   }
 
   async node(executionId: string, nodeId: string): Promise<StoredNode | null> {

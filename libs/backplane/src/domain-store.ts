@@ -227,9 +227,9 @@ export class DomainStore {
     return (await this.transition(domainKeys.execution(executionId), 'status', status, from, owner)) as ExecutionStatus | null;
   }
 
-  /** Human gates of an execution: `waiting` until a decision, then the decision. */
+  /** Human gates of an execution: `waiting` until a decision, then the decision (a gate opened again keeps it). */
   async openGate(executionId: string, nodeId: string): Promise<void> {
-    await this.redis.hset(domainKeys.execution(executionId), `gate:${nodeId}`, 'waiting');
+    await this.redis.hsetnx(domainKeys.execution(executionId), `gate:${nodeId}`, 'waiting');
   }
 
   /** Records the decision if the gate still waits; false when another decision came first. */

@@ -18,7 +18,7 @@
  * KEYS[3] the ready line (LIST of nodes waiting for a slot)
  *
  * A step answers JSON: { ready, skipped, cancelled, dispatch (nodes to enqueue now),
- * finish?, spent?, failing?, budgetExceeded?, stale? }. Lua's JSON encodes an empty list as
+ * finish?, spent?, budget?, failing?, budgetExceeded?, stale? }. Lua's JSON encodes an empty list as
  * {}: readers take anything that is not an array as empty.
  */
 const COMMON = `
@@ -37,7 +37,9 @@ local function settleOne(id, st)
   redis.call('HINCRBY', eng, 'left', -1)
 end
 local function sweep()
-  if not stopping() or redis.call('HSETNX', eng, 'swept', '1') == 0 then return end
+  -- Not before init: an execution cancelled while queued is swept when it is laid out.
+  if not stopping() or redis.call('HEXISTS', eng, 'left') == 0 then return end
+  if redis.call('HSETNX', eng, 'swept', '1') == 0 then return end
   local all = redis.call('HGETALL', eng)
   for i = 1, #all, 2 do
     local f, v = all[i], all[i + 1]
@@ -154,6 +156,7 @@ local cost = tonumber(ARGV[5])
 if cost > 0 then
   res.spent = tonumber(redis.call('HINCRBYFLOAT', eng, 'spent', cost))
   local budget = redis.call('HGET', eng, 'budget')
+  if budget ~= '' then res.budget = tonumber(budget) end
   if budget ~= '' and res.spent > tonumber(budget) then
     redis.call('HSET', eng, 'failed', '1')
     res.budgetExceeded = true
