@@ -105,7 +105,7 @@ export class DagEngine {
     let outcome = await this.store.recordedOutcome(executionId, nodeId, attempt);
     if (!outcome) {
       try {
-        outcome = { ok: true, output: await this.work(executionId, stored, signal) };
+        outcome = { ok: true, output: await this.work(executionId, stored, attempt, signal) };
       } catch (error) {
         if (signal.aborted && signal.reason === HAND_BACK_REASON) throw new HandedBack();
         if (signal.aborted) return this.cancelNode(out, node);
@@ -161,10 +161,10 @@ export class DagEngine {
     await this.announce(out, await this.store.advance(executionId, `control.${jobId}`));
   }
 
-  private async work(executionId: string, stored: StoredNode, signal: AbortSignal): Promise<unknown> {
+  private async work(executionId: string, stored: StoredNode, attempt: number, signal: AbortSignal): Promise<unknown> {
     const inputs = await this.store.outputs(executionId, stored.preds);
     if (nodeKind(stored.node) === 'map') return mapItems(stored.node, inputs);
-    return this.runner.run({ executionId, node: stored.node, inputs, signal });
+    return this.runner.run({ executionId, node: stored.node, inputs, attempt, signal });
   }
 
   private async openGate(out: StepEvents, node: DagNodeDef): Promise<string> {

@@ -1,9 +1,10 @@
 import { NodeFunctionError, NodeFunctions } from './node-functions';
 
-const context = (args: unknown, inputs: Record<string, unknown> = {}, item?: unknown) => ({
+const context = (args: unknown, inputs: Record<string, unknown> = {}, item?: unknown, attempt = 1) => ({
   args,
   inputs,
   item,
+  attempt,
   executionId: 'e',
   nodeId: 'n',
   signal: new AbortController().signal,
@@ -19,6 +20,8 @@ it('runs the built-ins on args, falling back to inputs', () => {
   expect(run('concat', ['a', 'b', 1])).toBe('ab1');
   expect(run('concat', undefined, { a: 'x', b: 'y' })).toBe('xy');
   expect(() => run('fail', { message: 'nope' })).toThrow(new NodeFunctionError('nope'));
+  expect(() => run('fail', { untilAttempt: 3 }, {}, undefined, 2)).toThrow('node failed');
+  expect(run('fail', { untilAttempt: 3 }, {}, undefined, 3)).toEqual({ attempt: 3 });
 });
 
 it("registers a team's own functions once", () => {

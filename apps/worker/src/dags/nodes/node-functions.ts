@@ -10,6 +10,8 @@ export interface NodeFunctionContext {
   item?: unknown;
   executionId: string;
   nodeId: string;
+  /** Which try this is (1 for the first; see the node's `retry`). */
+  attempt: number;
   /** Aborts on cancel, on the node's timeout and at the worker's shutdown deadline: stop soon. */
   signal: AbortSignal;
 }
@@ -28,20 +30,22 @@ const numbers = (value: unknown): number[] => {
 };
 
 /**
- * The built-in functions of PROTOCOL.md §10: `echo` (its args, or the item, or its inputs),
- * `sum` (of the numbers in its args, else in its inputs), `concat` (its args' strings, else its
- * inputs', joined) and `fail` (throws `config.args.message`).
+ * The built-in functions of PROTOCOL.md §10, each on its args, else its map item, else its
+ * inputs: `echo` (returns them), `sum` (of the numbers in them), `concat` (their strings
+ * joined) and `fail` (throws `args.message`; with `args.untilAttempt: n` only on the
+ * attempts before the n-th, which returns `{ attempt }`: a failure that a retry gets past).
  */
 export const BUILT_IN_NODE_FUNCTIONS: Record<string, NodeFunction> = {
   echo: ({ args, item, inputs }) => args ?? item ?? inputs,
-  sum: ({ args, inputs }) => numbers(args ?? inputs).reduce((a, b) => a + b, 0),
-  concat: ({ args, inputs }) => {
-    const parts = Array.isArray(args) ? args : Object.values(inputs);
+  sum: ({ args, item, inputs }) => numbers(args ?? item ?? inputs).reduce((a, b) => a + b, 0),
+  concat: ({ args, item, inputs }) => {
+    const parts = Array.isArray(args) ? args : Array.isArray(item) ? item : item !== undefined ? [item] : Object.values(inputs);
     return parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join('');
   },
-  fail: ({ args }) => {
-    const message = args !== null && typeof args === 'object' && 'message' in args ? String(args.message) : 'node failed';
-    throw new NodeFunctionError(message);
+  fail: ({ args, attempt }) => {
+    const options = (args !== null && typeof args === 'object' ? args : {}) as { message?: unknown; untilAttempt?: unknown };
+    if (typeof options.untilAttempt === 'number' && attempt >= options.untilAttempt) return { attempt };
+    throw new NodeFunctionError(options.message !== undefined ? String(options.message) : 'node failed');
   },
 };
 

@@ -11,6 +11,7 @@ export interface NodeWork {
   executionId: string;
   node: DagNodeDef;
   inputs: Record<string, unknown>;
+  attempt: number;
   /** Aborts on cancel or at the shutdown deadline. */
   signal: AbortSignal;
 }
@@ -26,13 +27,13 @@ export class NodeRunner {
     private readonly defaultTaskMs: number,
   ) {}
 
-  async run({ executionId, node, inputs, signal }: NodeWork): Promise<unknown> {
+  async run({ executionId, node, inputs, attempt, signal }: NodeWork): Promise<unknown> {
     const timeout = new AbortController();
     const timer =
       node.timeoutMs !== undefined ? setTimeout(() => timeout.abort(new NodeTimeout(`timed out after ${node.timeoutMs} ms`)), node.timeoutMs) : undefined;
     const both = AbortSignal.any([signal, timeout.signal]);
     try {
-      const work = this.work(executionId, node, inputs, both);
+      const work = this.work({ executionId, node, inputs, attempt, signal: both });
       // A function that ignores its signal still loses the race to the abort.
       const aborted = new Promise<never>((_, reject) => both.addEventListener('abort', () => reject(both.reason), { once: true }));
       aborted.catch(() => undefined);
@@ -42,7 +43,7 @@ export class NodeRunner {
     }
   }
 
-  private async work(executionId: string, node: DagNodeDef, inputs: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
+  private async work({ executionId, node, inputs, attempt, signal }: NodeWork): Promise<unknown> {
     const config = node.config ?? {};
     if (nodeKind(node) === 'delay') {
       await sleep(Number(config.ms), signal);
@@ -55,6 +56,6 @@ export class NodeRunner {
     if (!fn) throw new NodeFunctionError(`no node function ${name} on this worker`);
     // The echo engine's `fail` kind took its message from config.message.
     const args = node.kind === 'fail' ? { message: config.message ?? 'node failed' } : config.args;
-    return (await fn({ args, inputs, item: config.item, executionId, nodeId: node.id, signal })) ?? null;
+    return (await fn({ args, inputs, item: config.item, executionId, nodeId: node.id, attempt, signal })) ?? null;
   }
 }
