@@ -213,7 +213,8 @@ it('pause lets running nodes finish and starts none; resume continues; the concu
   await waitFor(() => store.state.status === 'paused', { message: 'paused' });
   // Nothing still runs (the nodes running at the pause finished) and no job holds a slot.
   await waitFor(() => !store.state.nodes.some((n) => n.status === 'running' || n.status === 'ready'), { message: 'running nodes finished' });
-  expect(await nodeJobs.getActiveCount()).toBe(0);
+  // (A node's job ends just after its completion is announced.)
+  await waitFor(async () => (await nodeJobs.getActiveCount()) === 0, { message: 'no node job while paused' });
   const before = (await history(executionId)).length;
   await alice.command('resume_execution', { executionId });
   await waitFor(() => done(store), { message: 'completed after resume', timeoutMs: 20_000 });
@@ -270,7 +271,8 @@ it('a gate approved on one dashboard is seen resolved on another; a second decis
   const other = await bob.subscribe(`dag:${executionId}`);
   await waitFor(() => other.state.pendingGates.review, { message: 'gate waiting on the other dashboard' });
   expect(other.state.pendingGates.review).toEqual({ nodeId: 'review', prompt: 'Publish v1?', options: ['approve', 'reject', 'modify'] });
-  expect(await nodeJobs.getActiveCount()).toBe(0);
+  // The gate's job ends once the gate is announced: nothing holds a worker while it waits.
+  await waitFor(async () => (await nodeJobs.getActiveCount()) === 0, { message: 'no node job while the gate waits' });
   await alice.command('human_decision', { executionId, nodeId: 'review', decision: 'approve', feedback: 'ok' });
   await waitFor(() => done(other), { message: 'completed on the other dashboard' });
   expect(other.state.pendingGates).toEqual({});

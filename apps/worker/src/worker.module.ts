@@ -15,6 +15,7 @@ import { DagControlProcessor } from './dags/dag-control.processor';
 import { DagEngine } from './dags/dag-engine';
 import { DagExecutionProcessor } from './dags/dag-execution.processor';
 import { DagNodeProcessor } from './dags/dag-node.processor';
+import { DemoDags } from './dags/demo-dags';
 import { NodeAborts } from './dags/node-aborts';
 import { NodeFunctions } from './dags/nodes/node-functions';
 import { EventSink } from './ops/event-sink';
@@ -58,6 +59,7 @@ export class WorkerModule {
         NodeFunctions,
         NodeAborts,
         DagEngine,
+        DemoDags,
         DagExecutionProcessor,
         DagNodeProcessor,
         DagControlProcessor,
