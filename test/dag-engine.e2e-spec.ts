@@ -17,7 +17,7 @@ let bob: RealtimeClient;
 let nodeJobs: Queue;
 beforeAll(async () => {
   // A short job lock, so the last test's killed worker's jobs come back within seconds.
-  system = await startSystem({ gateways: 2, workers: 2, workerEnv: { ECHO_NODE_MS: '0', JOB_LOCK_MS: '2000' } });
+  system = await startSystem({ gateways: 2, workers: 2, workerEnv: { ECHO_NODE_MS: '0', JOB_LOCK_MS: '2000', DEMO_CHUNK_DELAY_MS: '5' } });
   const token = () => signToken({ sub: 'alice', scope: ['dag:*'] });
   alice = new RealtimeClient({ url: system.gateways[0].url, token });
   bob = new RealtimeClient({ url: system.gateways[1].url, token: () => signToken({ sub: 'bob', scope: ['dag:*'] }) });
@@ -351,6 +351,26 @@ it('a map node adds one node per item (dag_mutated) and fans back in to its succ
   expect(mutated?.seq).toBeLessThan(at(events, 'each.0', 'ready')?.seq ?? 0);
   expect(at(events, 'total', 'ready')?.seq).toBeGreaterThan(Math.max(...['each.0', 'each.1', 'each.2'].map((id) => at(events, id, 'completed')?.seq ?? 0)));
   expect(seen.get('total')).toEqual(['ready', 'running', 'completed']);
+});
+
+it('runs the stored demo-research: a map of llm nodes, an llm summary, a gate, then a tool node', async () => {
+  const { executionId } = await alice.command('start_execution', { dagId: 'demo-research' });
+  const store = await alice.subscribe(`dag:${executionId}`);
+  await waitFor(() => store.state.pendingGates.review, { message: 'research reviewed', timeoutMs: 20_000 });
+  const summary = store.state.nodes.find((n) => n.id === 'summary');
+  expect(summary?.output).toEqual({ text: expect.stringMatching(/\S/), costUsd: 0 });
+  expect(store.state.nodes.filter((n) => n.id.startsWith('research.')).map((n) => n.status)).toEqual(['completed', 'completed', 'completed']);
+  await bob.command('human_decision', { executionId, nodeId: 'review', decision: 'approve' });
+  await waitFor(() => done(store), { message: 'research done' });
+  expect(store.state.status).toBe('completed');
+  expect(store.state.nodes.find((n) => n.id === 'stamp')?.output).toBeDefined();
+  transitions(await history(executionId));
+});
+
+it('a risky tool node runs only right after a human gate', async () => {
+  const { store } = await start({ nodes: [{ id: 'rm', kind: 'tool', config: { tool: 'delete_file', args: { path: '/tmp/x' } } }], edges: [] });
+  await waitFor(() => done(store), { message: 'tool refused' });
+  expect(store.state.nodes[0]).toMatchObject({ status: 'failed', error: 'tool delete_file (risk high) runs only right after a human_gate' });
 });
 
 it('refuses bad definitions naming the node or edge', async () => {

@@ -40,11 +40,18 @@ describe('checkDag', () => {
   });
 
   it('refuses unknown kinds and configs a kind cannot run', () => {
-    expect(messages({ nodes: [{ id: 'n1', kind: 'teleport' }], edges: [] })).toEqual(['node n1: unknown kind teleport (known: task, delay, human_gate, map)']);
+    expect(messages({ nodes: [{ id: 'n1', kind: 'teleport' }], edges: [] })).toEqual([
+      'node n1: unknown kind teleport (known: task, delay, llm, tool, human_gate, map)',
+    ]);
     expect(messages({ nodes: [{ id: 'w', kind: 'delay' }], edges: [] })).toEqual(['node w: config.ms must be a number >= 0']);
     expect(messages({ nodes: [{ id: 't', config: { fn: 3, costUsd: -1 } }], edges: [] })).toEqual([
       'node t: config.fn must name a function',
       'node t: config.costUsd must be a number >= 0',
+    ]);
+    expect(messages({ nodes: [{ id: 'l', kind: 'llm' }], edges: [] })).toEqual(['node l: config.prompt must be a non-empty string']);
+    expect(messages({ nodes: [{ id: 't', kind: 'tool', config: { args: [] } }], edges: [] })).toEqual([
+      'node t: config.tool must name a tool',
+      'node t: config.args must be an object',
     ]);
     expect(messages({ nodes: [{ id: 'g', kind: 'human_gate', config: { options: [1] } }], edges: [] })).toEqual([
       'node g: config.options must be an array of strings',
@@ -62,7 +69,7 @@ describe('checkDag', () => {
     ]);
     expect(messages({ nodes: [{ id: 'm', kind: 'map', config: { items: [], template: { id: 'x', kind: 'map' } } }], edges: [] })).toEqual([
       "node m: the template has no id (each item's node is named m.<index>)",
-      'node m: a template runs a task or a delay, not map',
+      'node m: a template runs a task, a delay, an llm or a tool, not map',
     ]);
   });
 
@@ -70,6 +77,7 @@ describe('checkDag', () => {
     expect(nodeKind({})).toBe('task');
     expect(nodeKind({ kind: 'human' })).toBe('human_gate');
     expect(nodeKind({ kind: 'fail' })).toBe('task');
-    expect(nodeKind({ kind: 'llm' })).toBeNull();
+    expect(nodeKind({ kind: 'llm' })).toBe('llm');
+    expect(nodeKind({ kind: 'agent' })).toBeNull();
   });
 });

@@ -6,7 +6,7 @@ import type { DagDefinition, DagNodeDef } from './events/dag';
  * and `fail` are the echo engine's names, kept as aliases of `human_gate` and of a `task`
  * running `fail`, so definitions written against it still start.
  */
-export const DAG_NODE_KINDS = ['task', 'delay', 'human_gate', 'map'] as const;
+export const DAG_NODE_KINDS = ['task', 'delay', 'llm', 'tool', 'human_gate', 'map'] as const;
 export type DagNodeKind = (typeof DAG_NODE_KINDS)[number];
 const KIND_ALIASES: Record<string, DagNodeKind> = { human: 'human_gate', fail: 'task' };
 
@@ -73,6 +73,17 @@ function checkNode(dag: DagDefinition, node: DagNodeDef, at: string, add: Add): 
     if (options !== undefined && !(Array.isArray(options) && options.every((o) => typeof o === 'string')))
       add(`${at}.config.options`, 'isArray', `node ${node.id}: config.options must be an array of strings`);
   }
+  if (kind === 'llm') {
+    if (!(typeof config.prompt === 'string' && config.prompt.length > 0))
+      add(`${at}.config.prompt`, 'isString', `node ${node.id}: config.prompt must be a non-empty string`);
+    if (config.model !== undefined && typeof config.model !== 'string') add(`${at}.config.model`, 'isString', `node ${node.id}: config.model must be a string`);
+  }
+  if (kind === 'tool') {
+    if (!(typeof config.tool === 'string' && config.tool.length > 0)) add(`${at}.config.tool`, 'isString', `node ${node.id}: config.tool must name a tool`);
+    const args = config.args;
+    if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args)))
+      add(`${at}.config.args`, 'isObject', `node ${node.id}: config.args must be an object`);
+  }
   if (kind === 'map') checkMap(dag, node, at, add);
 }
 
@@ -91,7 +102,7 @@ function checkMap(dag: DagDefinition, node: DagNodeDef, at: string, add: Add): v
   if (t.id !== undefined) add(`${at}.config.template.id`, 'absent', `node ${node.id}: the template has no id (each item's node is named ${node.id}.<index>)`);
   const kind = nodeKind(t);
   if (kind === null || kind === 'map' || kind === 'human_gate')
-    add(`${at}.config.template.kind`, 'knownKind', `node ${node.id}: a template runs a task or a delay, not ${t.kind}`);
+    add(`${at}.config.template.kind`, 'knownKind', `node ${node.id}: a template runs a task, a delay, an llm or a tool, not ${t.kind}`);
   if (node.id.length > 120) add(`${at}.id`, 'maxLength', `node ${node.id}: a map's id is at most 120 characters (its items add .<index>)`);
 }
 

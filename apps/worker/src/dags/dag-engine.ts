@@ -13,6 +13,8 @@ import {
   type StoredNode,
 } from '@app/backplane';
 import { type DagNodeDef, type HumanDecision, nodeKind } from '@app/protocol';
+import { ProviderRegistry } from '../agents/providers/provider-registry';
+import { ToolRegistry } from '../agents/tools/tool-registry';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
 import { EventSink } from '../ops/event-sink';
 import { HAND_BACK_REASON, HandedBack } from '../ops/hand-back';
@@ -22,6 +24,14 @@ import { NodeAborts } from './node-aborts';
 import { NodeFunctions } from './nodes/node-functions';
 import { NodeRunner } from './nodes/node-runner';
 import { StepEvents } from './step-events';
+
+/** What a completed node adds to the spend: a task's `config.costUsd`, an llm node's reported cost. */
+function nodeCost(node: DagNodeDef, output: unknown): number {
+  const kind = nodeKind(node);
+  if (kind === 'task' && typeof node.config?.costUsd === 'number') return node.config.costUsd;
+  if (kind === 'llm' && typeof (output as { costUsd?: unknown } | null)?.costUsd === 'number') return (output as { costUsd: number }).costUsd;
+  return 0;
+}
 
 /** A node attempt failed and BullMQ will try it again after its backoff. */
 export class NodeAttemptFailed extends Error {
@@ -51,11 +61,13 @@ export class DagEngine {
     private readonly sink: EventSink,
     private readonly aborts: NodeAborts,
     functions: NodeFunctions,
+    providers: ProviderRegistry,
+    tools: ToolRegistry,
     @InjectQueue(QUEUES.dagNodes) private readonly nodeQueue: Queue<DagNodeJob>,
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
   ) {
     this.store = new DagEngineStore(redis.commands);
-    this.runner = new NodeRunner(functions, config.echoNodeMs);
+    this.runner = new NodeRunner(functions, config.echoNodeMs, { providers, tools, defaultBot: config.agents.defaultBot });
   }
 
   /** The execution's job: announce it, lay it out, hand out its roots. */
@@ -163,8 +175,10 @@ export class DagEngine {
 
   private async work(executionId: string, stored: StoredNode, attempt: number, signal: AbortSignal): Promise<unknown> {
     const inputs = await this.store.outputs(executionId, stored.preds);
-    if (nodeKind(stored.node) === 'map') return mapItems(stored.node, inputs);
-    return this.runner.run({ executionId, node: stored.node, inputs, attempt, signal });
+    const kind = nodeKind(stored.node);
+    if (kind === 'map') return mapItems(stored.node, inputs);
+    const gated = kind === 'tool' && (await this.store.nodes(executionId, stored.preds)).some((p) => nodeKind(p.node) === 'human_gate');
+    return this.runner.run({ executionId, node: stored.node, inputs, attempt, gated, signal });
   }
 
   private async openGate(out: StepEvents, node: DagNodeDef): Promise<string> {
@@ -186,7 +200,7 @@ export class DagEngine {
   private async completeNode(out: StepEvents, node: DagNodeDef, output: unknown, metrics: Record<string, number>, token: string): Promise<string> {
     const { executionId } = out;
     if (nodeKind(node) === 'map') await this.expand(out, node, output);
-    const cost = nodeKind(node) === 'task' && typeof node.config?.costUsd === 'number' ? node.config.costUsd : 0;
+    const cost = nodeCost(node, output);
     await out.node(node.id, 'completed', { output, metrics: { ...metrics, ...(cost > 0 ? { costUsd: cost } : {}) } });
     for (const to of await this.store.successors(executionId, node.id)) await out.publish({ type: 'edge_active', payload: { from: node.id, to } });
     await this.announce(out, await this.store.settle(executionId, token, node.id, 'completed', node.onFailure ?? 'fail_execution', cost), node.id);

@@ -21,22 +21,24 @@ export const DEMO_DAGS: Record<string, DagDefinition> = {
       { from: 'right', to: 'join' },
     ],
   },
-  'demo-review': {
+  'demo-research': {
     nodes: [
       { id: 'topics', label: 'Pick topics', config: { fn: 'echo', args: ['redis', 'bullmq', 'sockets'], durationMs: 500 } },
       {
         id: 'research',
         kind: 'map',
         label: 'Research each',
-        config: { fromNode: 'topics', template: { kind: 'task', config: { fn: 'concat', durationMs: 1500, costUsd: 0.05 } } },
+        config: { fromNode: 'topics', template: { kind: 'llm', config: { prompt: 'Write two sentences about this topic.' } } },
       },
-      { id: 'review', kind: 'human_gate', label: 'Review', config: { prompt: 'Publish the research?' } },
-      { id: 'publish', label: 'Publish', config: { fn: 'concat', durationMs: 500 } },
+      { id: 'summary', kind: 'llm', label: 'Summarise', config: { prompt: 'Summarise the research in one paragraph.' } },
+      { id: 'review', kind: 'human_gate', label: 'Review', config: { prompt: 'Publish the summary?' } },
+      { id: 'stamp', kind: 'tool', label: 'Timestamp', config: { tool: 'clock', args: {} } },
     ],
     edges: [
       { from: 'topics', to: 'research' },
-      { from: 'research', to: 'review' },
-      { from: 'review', to: 'publish' },
+      { from: 'research', to: 'summary' },
+      { from: 'summary', to: 'review' },
+      { from: 'review', to: 'stamp' },
     ],
   },
 };
