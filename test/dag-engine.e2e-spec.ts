@@ -290,10 +290,15 @@ it('a gate approved on one dashboard is seen resolved on another; a second decis
   await expect(bob.command('human_decision', { executionId, nodeId: 'review', decision: 'reject' })).rejects.toMatchObject({ code: 'CONFLICT' });
 });
 
-it('a rejected gate fails its node and the execution', async () => {
+it('of two decisions racing on two pods one wins, the other is CONFLICT; a rejected gate fails its node and the execution', async () => {
   const { executionId, store } = await start({ nodes: [{ id: 'gate', kind: 'human_gate' }, { id: 'after' }], edges: [{ from: 'gate', to: 'after' }] });
   await waitFor(() => store.state.pendingGates.gate, { message: 'gate waiting' });
-  await bob.command('human_decision', { executionId, nodeId: 'gate', decision: 'reject' });
+  const [first, second] = await Promise.allSettled([
+    bob.command('human_decision', { executionId, nodeId: 'gate', decision: 'reject' }),
+    alice.command('human_decision', { executionId, nodeId: 'gate', decision: 'reject' }),
+  ]);
+  expect([first.status, second.status].sort()).toEqual(['fulfilled', 'rejected']);
+  expect([first, second].find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'CONFLICT' } });
   await waitFor(() => done(store), { message: 'rejected' });
   expect(store.state.status).toBe('failed');
   expect(store.state.nodes.map((n) => [n.id, n.status])).toEqual([
