@@ -119,6 +119,13 @@ it('runs a diamond: both branches at once, the join once after both, its inputs 
   expect(store.state.results).toEqual({ a: 1, b: 1, c: 5, d: 6 });
 });
 
+it("gives root nodes the execution's inputs", async () => {
+  const { executionId } = await alice.command('start_execution', { dag: { nodes: [{ id: 'add', config: { fn: 'sum' } }], edges: [] }, inputs: { x: 2, y: 3 } });
+  const store = await alice.subscribe(`dag:${executionId}`);
+  await waitFor(() => done(store), { message: 'inputs done' });
+  expect(store.state.results).toEqual({ add: 5 });
+});
+
 it('runs a 50-node layered DAG in parallel on both workers; a late joiner draws the same graph', async () => {
   const { executionId, store } = await start(layered(5, 10, { config: { durationMs: 150 } }));
   await waitFor(() => store.state.nodes.filter((n) => n.status === 'completed').length >= 15, { message: 'under way' });

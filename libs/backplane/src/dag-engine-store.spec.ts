@@ -26,7 +26,7 @@ async function launch(dag: DagDefinition, limit = 100, budget?: number) {
   await domain.createExecution(id, 'u');
   const nodes: StoredNode[] = dag.nodes.map((node) => ({ node, preds: dag.edges.filter((e) => e.to === node.id).map((e) => e.from) }));
   const succ = new Map(dag.nodes.map((node) => [node.id, dag.edges.filter((e) => e.from === node.id).map((e) => e.to)]));
-  return { id, first: await engine.init(id, nodes, succ, limit, budget) };
+  return { id, first: await engine.init(id, nodes, succ, { limit, budgetUsd: budget, inputs: { seed: n } }) };
 }
 const ids = (...list: string[]) => ({ nodes: list.map((id) => ({ id })), edges: [] as DagDefinition['edges'] });
 const diamond: DagDefinition = {
@@ -58,6 +58,7 @@ it('hands out roots, fans out, and fans in once when two predecessors finish tog
   expect(end.finish).toBe('completed');
   expect(await engine.settle(id, 't-d2', 'd', 'completed', 'fail_execution')).toMatchObject({ stale: true });
   expect(await engine.statuses(id)).toEqual({ a: 'completed', b: 'completed', c: 'completed', d: 'completed' });
+  expect(await engine.executionInputs(id)).toEqual({ seed: n });
 });
 
 it('keeps to the concurrency limit and hands out nothing while paused', async () => {

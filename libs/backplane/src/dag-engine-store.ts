@@ -33,17 +33,25 @@ export interface StoredNode {
 export type NodeOutcome = { ok: true; output: unknown } | { ok: false; error: string };
 
 const TTL_S = 7 * 24 * 3600;
+/** The field of the nodes hash holding the execution's `inputs` (no node id can hold a `$`). */
+const EXECUTION_INPUTS = '$inputs';
 
 /** The DAG engine's state of executions in Redis; every change of it goes through one Lua step. */
 export class DagEngineStore {
   constructor(private readonly redis: RedisClient) {}
 
   /** Lays the execution out once (a retry answers as the first call did). */
-  async init(executionId: string, nodes: StoredNode[], succ: Map<string, string[]>, limit: number, budgetUsd?: number): Promise<EngineStep> {
+  async init(
+    executionId: string,
+    nodes: StoredNode[],
+    succ: Map<string, string[]>,
+    options: { limit: number; budgetUsd?: number; inputs?: Record<string, unknown> },
+  ): Promise<EngineStep> {
+    const { limit, budgetUsd, inputs = {} } = options;
     const defs = this.keys(executionId);
     await this.redis
       .multi()
-      .hset(defs.nodes, Object.fromEntries(nodes.map((n) => [n.node.id, JSON.stringify(n)])))
+      .hset(defs.nodes, { ...Object.fromEntries(nodes.map((n) => [n.node.id, JSON.stringify(n)])), [EXECUTION_INPUTS]: JSON.stringify(inputs) })
       .expire(defs.nodes, TTL_S)
       .exec();
     const args = nodes.flatMap(({ node, preds }) => [node.id, (succ.get(node.id) ?? []).join(','), preds.length]);
@@ -138,6 +146,12 @@ export class DagEngineStore {
     if (output !== null) return { ok: true, output: JSON.parse(output) as unknown };
     if (error !== null) return { ok: false, error: JSON.parse(error) as string };
     return null;
+  }
+
+  /** The execution's `inputs` (start_execution): what its root nodes get as inputs. */
+  async executionInputs(executionId: string): Promise<Record<string, unknown>> {
+    const raw = await this.redis.hget(this.keys(executionId).nodes, EXECUTION_INPUTS);
+    return raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
   }
 
   /** Outputs of completed nodes, by id (nodes without one are left out). */

@@ -94,7 +94,11 @@ export class DagEngine {
     }
     const nodes = definition.nodes.map((node) => ({ node, preds: preds.get(node.id) ?? [] }));
     const limit = definition.maxConcurrency ?? this.config.dagExecutionConcurrency;
-    const step = await this.store.init(executionId, nodes, succ, limit, job.budgetUsd);
+    const step = await this.store.init(executionId, nodes, succ, {
+      limit,
+      ...(job.budgetUsd !== undefined ? { budgetUsd: job.budgetUsd } : {}),
+      ...(job.inputs ? { inputs: job.inputs } : {}),
+    });
     await this.announce(out, step);
     return step.finish ?? 'started';
   }
@@ -174,7 +178,8 @@ export class DagEngine {
   }
 
   private async work(executionId: string, stored: StoredNode, attempt: number, signal: AbortSignal): Promise<unknown> {
-    const inputs = await this.store.outputs(executionId, stored.preds);
+    // Root nodes get the execution's inputs; the others their predecessors' outputs.
+    const inputs = stored.preds.length > 0 ? await this.store.outputs(executionId, stored.preds) : await this.store.executionInputs(executionId);
     const kind = nodeKind(stored.node);
     if (kind === 'map') return mapItems(stored.node, inputs);
     const gated = kind === 'tool' && (await this.store.nodes(executionId, stored.preds)).some((p) => nodeKind(p.node) === 'human_gate');
