@@ -88,7 +88,8 @@ it('cancels an execution: running and remaining nodes end cancelled', async () =
 
 it('fails an execution whose node fails, skipping what depends on it; starts stored DAGs by id', async () => {
   await new DomainStore(system.client).saveDagDefinition('stored-1', {
-    nodes: [{ id: 'a' }, { id: 'boom', kind: 'fail', config: { message: 'nope' } }, { id: 'after' }, { id: 'side' }],
+    // §10: a failure fails the whole execution unless the node says skip_dependents.
+    nodes: [{ id: 'a' }, { id: 'boom', kind: 'fail', config: { message: 'nope' }, onFailure: 'skip_dependents' }, { id: 'after' }, { id: 'side' }],
     edges: [
       { from: 'a', to: 'boom' },
       { from: 'boom', to: 'after' },

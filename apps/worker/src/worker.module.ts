@@ -12,7 +12,12 @@ import { RunCancellation } from './agents/run-cancellation';
 import { RunWaker } from './agents/run-waker';
 import { WORKER_CONFIG, type WorkerConfig } from './config/worker-config';
 import { DagControlProcessor } from './dags/dag-control.processor';
+import { DagEngine } from './dags/dag-engine';
 import { DagExecutionProcessor } from './dags/dag-execution.processor';
+import { DagNodeProcessor } from './dags/dag-node.processor';
+import { DemoDags } from './dags/demo-dags';
+import { NodeAborts } from './dags/node-aborts';
+import { NodeFunctions } from './dags/nodes/node-functions';
 import { EventSink } from './ops/event-sink';
 import { QueueWorkers } from './ops/queue-workers';
 import { WorkerHttp } from './ops/worker-http';
@@ -51,7 +56,12 @@ export class WorkerModule {
         ...agentRuntimeProviders,
         AgentRunProcessor,
         AgentControlProcessor,
+        NodeFunctions,
+        NodeAborts,
+        DagEngine,
+        DemoDags,
         DagExecutionProcessor,
+        DagNodeProcessor,
         DagControlProcessor,
       ],
     };
@@ -66,7 +76,7 @@ export class WorkerModule {
  */
 function configureBullWorkers(config: WorkerConfig): void {
   const options: Partial<WorkerOptions> = { name: config.workerId, lockDuration: config.jobLockMs, stalledInterval: config.jobLockMs };
-  for (const processor of [AgentRunProcessor, AgentControlProcessor, DagExecutionProcessor, DagControlProcessor]) {
+  for (const processor of [AgentRunProcessor, AgentControlProcessor, DagExecutionProcessor, DagNodeProcessor, DagControlProcessor]) {
     const declared = Reflect.getMetadata(WORKER_METADATA, processor) as Partial<WorkerOptions> | undefined;
     Reflect.defineMetadata(WORKER_METADATA, { ...declared, ...options }, processor);
   }

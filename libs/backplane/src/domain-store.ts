@@ -10,7 +10,8 @@ import { type RedisClient, runScript } from './scripts';
  * kept apart (`saveRunState`).
  */
 export type RunRecordStatus = 'queued' | 'running' | 'waiting' | 'completed' | 'cancelled' | 'failed';
-export type ExecutionStatus = 'queued' | 'running' | 'paused' | 'cancelling' | 'completed' | 'failed' | 'cancelled';
+/** `failing`: a node failure (or the budget) ends the execution; it stops once its running nodes stop. */
+export type ExecutionStatus = 'queued' | 'running' | 'paused' | 'cancelling' | 'failing' | 'completed' | 'failed' | 'cancelled';
 
 export interface RunRecord {
   botId: string;
@@ -226,9 +227,9 @@ export class DomainStore {
     return (await this.transition(domainKeys.execution(executionId), 'status', status, from, owner)) as ExecutionStatus | null;
   }
 
-  /** Human gates of an execution: `waiting` until a decision, then the decision. */
+  /** Human gates of an execution: `waiting` until a decision, then the decision (a gate opened again keeps it). */
   async openGate(executionId: string, nodeId: string): Promise<void> {
-    await this.redis.hset(domainKeys.execution(executionId), `gate:${nodeId}`, 'waiting');
+    await this.redis.hsetnx(domainKeys.execution(executionId), `gate:${nodeId}`, 'waiting');
   }
 
   /** Records the decision if the gate still waits; false when another decision came first. */

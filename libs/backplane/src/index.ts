@@ -7,3 +7,4 @@ export * from './stream-publisher';
 export * from './queues';
 export * from './domain-store';
 export * from './backplane.env';
+export * from './dag-engine-store';

@@ -87,6 +87,12 @@ export function commandKey(userId: string, commandId: string): string {
  */
 export const RUN_CANCEL_CHANNEL = `${KEY_PREFIX}:agent-runs:cancel`;
 
+/**
+ * Broadcast (plain PUBLISH) asking every worker to abort its running node jobs of an
+ * execution that is cancelling or failing: the message is the execution id.
+ */
+export const DAG_ABORT_CHANNEL = `${KEY_PREFIX}:dag-nodes:abort`;
+
 /** Readiness probe channel: a pod proves its subscriber connection by a round trip. */
 export function probeChannel(podId: string): string {
   return `${KEY_PREFIX}:{pod:${podId}}:probe`;
@@ -115,6 +121,18 @@ export const domainKeys = {
   botSettings: () => `${KEY_PREFIX}:{bots}:settings`,
   /** HASH status, userId; human gates as fields `gate:<nodeId>`. */
   execution: (executionId: string) => `${KEY_PREFIX}:{execution:${executionId}}`,
+  /** HASH: the DAG engine's state of an execution (fields listed in scripts/dag-engine.lua.ts). */
+  executionEngine: (executionId: string) => `${KEY_PREFIX}:{execution:${executionId}}:engine`,
+  /** LIST of ready node ids waiting for a slot (the execution's concurrency limit, or a pause). */
+  executionReady: (executionId: string) => `${KEY_PREFIX}:{execution:${executionId}}:ready`,
+  /** HASH node id → JSON `{ node, preds }`: each node's definition (map items included) and its predecessors. */
+  executionNodes: (executionId: string) => `${KEY_PREFIX}:{execution:${executionId}}:nodes`,
+  /**
+   * HASH `out:<node>` → JSON output of a completed node; `err:<node>:<attempt>` → the error of
+   * a failed attempt. Written once (HSETNX): a node job run again after its worker died
+   * replays what the first run decided instead of deciding again.
+   */
+  executionOutcomes: (executionId: string) => `${KEY_PREFIX}:{execution:${executionId}}:outcomes`,
   /** STRING JSON DagDefinition, stored for `start_execution { dagId }`. */
   dagDefinition: (dagId: string) => `${KEY_PREFIX}:{dag-definition:${dagId}}`,
 };

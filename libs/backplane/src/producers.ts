@@ -24,6 +24,11 @@ export const producerIds = {
   inbound: (key: string) => `inbound/${key}`,
   /** Every event of an agent run, one epoch per processing of its job. */
   run: (runId: string) => `run/${runId}`,
+  /**
+   * The events of one step of a DAG execution (`start`, `node.<nodeId>` with one epoch per
+   * attempt, `control.<jobId>`): a step run again replays the same events in the same order.
+   */
+  dagStep: (step: string) => `dag/${step}`,
 } as const;
 
 /** A producer of one event: what an idempotency key is. */

@@ -18,6 +18,8 @@ export const QUEUES = {
   dagExecutions: '{dag-executions}',
   /** Steering of executions: pause, resume, cancel, human decisions. */
   dagControl: '{dag-control}',
+  /** One job per node execution of a DAG (job id `node-<executionId>-<nodeId>`). */
+  dagNodes: '{dag-nodes}',
 } as const;
 
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
@@ -48,6 +50,16 @@ export interface DagExecutionJob {
   inputs?: Record<string, unknown>;
   budgetUsd?: number;
   userId: string;
+}
+
+export interface DagNodeJob {
+  executionId: string;
+  nodeId: string;
+}
+
+/** A node's job id: one job per node and execution, so a node handed out twice is queued once while its job exists. */
+export function dagNodeJobId(executionId: string, nodeId: string): string {
+  return `node-${executionId}-${nodeId}`;
 }
 
 export type DagControlJob =

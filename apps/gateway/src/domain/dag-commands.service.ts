@@ -23,7 +23,8 @@ export class DagCommands {
     const definition = p.dag ?? (p.dagId !== undefined ? await this.store.getDagDefinition(p.dagId) : null);
     if (!definition) throw new ProtocolError(ErrorCode.NOT_FOUND, `no stored DAG ${p.dagId}`);
     const violations = checkDag(definition, p.dag ? 'dag' : 'dagId');
-    if (violations.length > 0) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'the DAG is not valid', violations);
+    if (violations.length > 0)
+      throw new ProtocolError(ErrorCode.VALIDATION_FAILED, `the DAG is not valid: ${violations.map((v) => v.message).join('; ')}`, violations);
 
     await this.store.createExecution(executionId, auth.userId);
     const job: DagExecutionJob = {
@@ -50,8 +51,16 @@ export class DagCommands {
   async humanDecision({ auth, commandId }: CommandIdentity, p: CommandPayload<'human_decision'>): Promise<CommandResult<'human_decision'>> {
     await this.requireExecution(auth, p.executionId);
     const gate = await this.store.getGate(p.executionId, p.nodeId);
-    if (gate === null) throw new ProtocolError(ErrorCode.NOT_FOUND, `node ${p.nodeId} of ${p.executionId} is not a human gate`);
-    if (gate !== 'waiting') throw new ProtocolError(ErrorCode.CONFLICT, `the gate at ${p.nodeId} was already decided (${gate})`);
+    if (gate === null) throw new ProtocolError(ErrorCode.NOT_FOUND, `node ${p.nodeId} of ${p.executionId} is not a human gate waiting for a decision`);
+    const jobId = derivedId('decision', auth.userId, commandId);
+    // Decided here, atomically, so of two racing decisions (on any pods) the second is CONFLICT;
+    // the control job (same owner token) then finds the decision its own and carries it out.
+    if (!(await this.store.decideGate(p.executionId, p.nodeId, p.decision, jobId))) {
+      throw new ProtocolError(
+        ErrorCode.CONFLICT,
+        `the gate at ${p.nodeId} was already decided (${(await this.store.getGate(p.executionId, p.nodeId)) ?? gate})`,
+      );
+    }
     const job: DagControlJob = {
       kind: 'human_decision',
       executionId: p.executionId,
@@ -60,7 +69,7 @@ export class DagCommands {
       userId: auth.userId,
       ...(p.feedback !== undefined ? { feedback: p.feedback } : {}),
     };
-    await this.control.add('human_decision', job, { jobId: derivedId('decision', auth.userId, commandId) });
+    await this.control.add('human_decision', job, { jobId });
     return {};
   }
 

@@ -44,7 +44,21 @@ export class WorkerEnv extends AgentEnv {
   @Max(1_000)
   MESSAGE_COALESCE_MS = 50;
 
-  /** How long the echo DAG engine works on a node without its own `config.durationMs`. */
+  /** DAG node jobs processed at once by this worker (each node of an execution is one job). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  DAG_NODE_CONCURRENCY = 50;
+
+  /** Nodes of one execution running at once across all workers, unless its definition sets `maxConcurrency`. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10_000)
+  DAG_EXECUTION_CONCURRENCY = 100;
+
+  /** How long a DAG `task` node works when its config sets no `durationMs` (demo pacing). */
   @Transform(toInt)
   @IsInt()
   @Min(0)
@@ -78,6 +92,8 @@ export interface WorkerConfig {
   workerId: string;
   agentRunConcurrency: number;
   dagConcurrency: number;
+  dagNodeConcurrency: number;
+  dagExecutionConcurrency: number;
   agents: AgentConfig;
   echoNodeMs: number;
   messageCoalesceMs: number;
@@ -99,6 +115,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     workerId: e.WORKER_ID ?? defaultProcessId(),
     agentRunConcurrency: e.AGENT_RUN_CONCURRENCY,
     dagConcurrency: e.DAG_CONCURRENCY,
+    dagNodeConcurrency: e.DAG_NODE_CONCURRENCY,
+    dagExecutionConcurrency: e.DAG_EXECUTION_CONCURRENCY,
     agents: agentConfigFromEnv(e),
     echoNodeMs: e.ECHO_NODE_MS,
     messageCoalesceMs: e.MESSAGE_COALESCE_MS,

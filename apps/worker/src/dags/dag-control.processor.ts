@@ -4,6 +4,7 @@ import { type DagControlJob, DomainStore, type ExecutionStatus, QUEUES } from '@
 import type { ExecutionControlStatus } from '@app/protocol';
 import { EventSink } from '../ops/event-sink';
 import { WorkerMetrics } from '../ops/worker-metrics';
+import { DagEngine } from './dag-engine';
 
 /** What each control moves the execution to, and from which statuses it may. */
 const TRANSITIONS: Record<'pause' | 'resume' | 'cancel', { to: ExecutionControlStatus; from: ExecutionStatus[] }> = {
@@ -14,12 +15,15 @@ const TRANSITIONS: Record<'pause' | 'resume' | 'cancel', { to: ExecutionControlS
 
 /**
  * Steering of executions from the `dag-control` queue. It changes the execution's record
- * (the engine reads it between steps) and announces the change on the DAG's stream.
+ * first (the engine's steps read it: a paused execution hands out no node), announces the
+ * change, then lets the engine act on it: resume hands out the ready nodes, cancel aborts the
+ * running ones and sweeps the rest, a gate's decision ends the gate node.
  */
 @Processor(QUEUES.dagControl, { concurrency: 16, autorun: false })
 export class DagControlProcessor extends WorkerHost {
   constructor(
     private readonly store: DomainStore,
+    private readonly engine: DagEngine,
     private readonly sink: EventSink,
     private readonly metrics: WorkerMetrics,
   ) {
@@ -32,21 +36,18 @@ export class DagControlProcessor extends WorkerHost {
     return outcome;
   }
 
-  /** Record first (the first change wins), then announce under this job's idempotency key. */
+  /** Record first (the first change wins; a retry of the winner goes on), then announce under this job's idempotency key. */
   private async handle(data: DagControlJob, jobId: string): Promise<string> {
     const once = { idempotencyKey: `control.${jobId}` };
     if (data.kind === 'human_decision') {
       if (!(await this.store.decideGate(data.executionId, data.nodeId, data.decision, jobId))) return 'already_decided';
-      await this.sink.dag(
-        data.executionId,
-        { type: 'human_gate_resolved', payload: { nodeId: data.nodeId, decision: data.decision, resolvedBy: data.userId } },
-        once,
-      );
+      await this.engine.decideGate(data.executionId, data.nodeId, data.decision, data.feedback, data.userId, jobId);
       return 'decided';
     }
     const { to, from } = TRANSITIONS[data.kind];
     if ((await this.store.transitionExecution(data.executionId, to, from, jobId)) === null) return 'not_applicable';
     await this.sink.dag(data.executionId, { type: 'execution_state', payload: { status: to } }, once);
+    if (data.kind !== 'pause') await this.engine.advance(data.executionId, jobId, data.kind === 'cancel');
     return to;
   }
 }

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CATCH_UP_LUA } from './catch-up.lua';
 import { COMMAND_SETTLE_LUA } from './command-record.lua';
+import { DAG_EXPAND_LUA, DAG_INIT_LUA, DAG_PARK_LUA, DAG_SETTLE_LUA, DAG_START_LUA, DAG_STEP_LUA } from './dag-engine.lua';
 import { ADMIT_SESSION_RUN_LUA, DECIDE_LUA, TRANSITION_LUA } from './domain.lua';
 import { PRESENCE_APPLY_LUA, PRESENCE_BEAT_LUA, PRESENCE_LIST_LUA } from './presence.lua';
 import { PRODUCER_FENCE_LUA } from './producer-fence.lua';
@@ -27,6 +28,13 @@ const SCRIPTS = {
   rtTransitionV1: { numberOfKeys: 1, lua: TRANSITION_LUA },
   rtDecideV1: { numberOfKeys: 1, lua: DECIDE_LUA },
   rtAdmitSessionRunV1: { numberOfKeys: 1, lua: ADMIT_SESSION_RUN_LUA },
+  // The DAG engine: record, engine state, ready line of one execution (see dag-engine.lua.ts).
+  rtDagInitV1: { numberOfKeys: 3, lua: DAG_INIT_LUA },
+  rtDagStartV1: { numberOfKeys: 3, lua: DAG_START_LUA },
+  rtDagSettleV1: { numberOfKeys: 3, lua: DAG_SETTLE_LUA },
+  rtDagParkV1: { numberOfKeys: 3, lua: DAG_PARK_LUA },
+  rtDagStepV1: { numberOfKeys: 3, lua: DAG_STEP_LUA },
+  rtDagExpandV1: { numberOfKeys: 3, lua: DAG_EXPAND_LUA },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsString, MaxLength, Min, MinLength, ValidateIf, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsString, Max, MaxLength, Min, MinLength, ValidateIf, ValidateNested } from 'class-validator';
 import { BUSY_POLICIES, type BusyPolicy, type CommandPayload } from '../commands';
+import { NODE_FAILURE_POLICIES, type NodeFailurePolicy } from '../events/dag';
 import type { StreamName } from '../streams';
 import { IsEntityId, IsPlainObject, IsStreamName, NotTogetherWith, OptionalField } from './decorators';
 
@@ -121,6 +122,19 @@ export class SwitchSessionDto implements CommandPayload<'switch_session'> {
   sessionId!: string;
 }
 
+export class NodeRetryDto {
+  @IsInt()
+  @Min(1)
+  @Max(20)
+  attempts!: number;
+
+  @OptionalField()
+  @IsInt()
+  @Min(0)
+  @Max(3_600_000)
+  backoffMs?: number;
+}
+
 export class DagNodeDto {
   @IsEntityId()
   id!: string;
@@ -138,6 +152,22 @@ export class DagNodeDto {
   @OptionalField()
   @IsPlainObject()
   config?: Record<string, unknown>;
+
+  @OptionalField()
+  @ValidateNested()
+  @Type(() => NodeRetryDto)
+  @IsPlainObject()
+  retry?: NodeRetryDto;
+
+  @OptionalField()
+  @IsInt()
+  @Min(1)
+  @Max(86_400_000)
+  timeoutMs?: number;
+
+  @OptionalField()
+  @IsIn([...NODE_FAILURE_POLICIES])
+  onFailure?: NodeFailurePolicy;
 }
 
 export class DagEdgeDto {
@@ -160,6 +190,12 @@ export class DagDefinitionDto {
   @ValidateNested({ each: true })
   @Type(() => DagEdgeDto)
   edges!: DagEdgeDto[];
+
+  @OptionalField()
+  @IsInt()
+  @Min(1)
+  @Max(1_000)
+  maxConcurrency?: number;
 }
 
 export class StartExecutionDto implements CommandPayload<'start_execution'> {

@@ -6,12 +6,25 @@ export type ExecutionControlStatus = 'running' | 'paused' | 'cancelling';
 export type ExecutionEndStatus = 'completed' | 'failed' | 'cancelled';
 export type HumanDecision = 'approve' | 'reject' | 'modify';
 
+/** What happens when a node fails for good (PROTOCOL.md §10). */
+export const NODE_FAILURE_POLICIES = ['fail_execution', 'skip_dependents'] as const;
+export type NodeFailurePolicy = (typeof NODE_FAILURE_POLICIES)[number];
+
+/** `attempts` counts every try, the first included; the n-th retry waits `backoffMs × 2^(n-1)`. */
+export interface NodeRetryPolicy {
+  attempts: number;
+  backoffMs?: number;
+}
+
 /** One node of a DAG definition. `kind` selects what runs it; `config` is the kind's input. */
 export interface DagNodeDef {
   id: string;
   kind?: string;
   label?: string;
   config?: Record<string, unknown>;
+  retry?: NodeRetryPolicy;
+  timeoutMs?: number;
+  onFailure?: NodeFailurePolicy;
 }
 
 export interface DagEdgeDef {
@@ -22,6 +35,8 @@ export interface DagEdgeDef {
 export interface DagDefinition {
   nodes: DagNodeDef[];
   edges: DagEdgeDef[];
+  /** Nodes of this execution running at once (an addition to §10; the engine's default when absent). */
+  maxConcurrency?: number;
 }
 
 export interface DagMutation {
