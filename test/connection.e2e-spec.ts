@@ -30,7 +30,7 @@ it('greets with hello: protocol, connection, pod and limits', async () => {
     connectionId: s.socket.id,
     serverId: 'pod-2',
     heartbeatMs: 25_000,
-    limits: { maxPayloadBytes: 65_536, commandsPerSecond: 20 },
+    limits: { maxPayloadBytes: 262_144, commandsPerSecond: 20 },
   });
 });
 

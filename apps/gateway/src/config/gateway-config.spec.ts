@@ -11,7 +11,7 @@ describe('loadGatewayConfig', () => {
     expect(config.jwt.secret).toBe(base.JWT_SECRET);
     expect(config.apiKeys).toEqual(['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb']);
     expect(config.transports).toEqual(['websocket']);
-    expect(config.limits).toEqual({ maxPayloadBytes: 65536, commandsPerSecond: 20, commandTimeoutMs: 10000, maxSubscriptions: 200 });
+    expect(config.limits).toEqual({ maxPayloadBytes: 262144, commandsPerSecond: 20, commandTimeoutMs: 10000, maxSubscriptions: 200 });
     expect(config.serverId).toMatch(/^[A-Za-z0-9_.-]+$/);
   });
 

@@ -77,7 +77,8 @@ export class GatewayEnv extends BackplaneEnv {
   @IsInt()
   @Min(1024)
   @Max(16 * 1024 * 1024)
-  MAX_PAYLOAD_BYTES = 64 * 1024;
+  // Room for a 1,000-node DAG definition (~100 KB) in one start_execution.
+  MAX_PAYLOAD_BYTES = 256 * 1024;
 
   @Transform(toInt)
   @IsInt()
