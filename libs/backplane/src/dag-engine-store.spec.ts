@@ -64,10 +64,14 @@ it('hands out roots, fans out, and fans in once when two predecessors finish tog
 it('keeps to the concurrency limit and hands out nothing while paused', async () => {
   const { id, first } = await launch(ids('a', 'b', 'c', 'd'), 2);
   expect(first.dispatch).toEqual(['a', 'b']);
+  expect(await engine.start(id, 'a')).toBe('run');
   await domain.transitionExecution(id, 'paused', ['running']);
+  // b was handed out before the pause but has not started: held, not run.
+  expect(await engine.start(id, 'b')).toBe('held');
   expect((await engine.settle(id, 't-a', 'a', 'completed', 'fail_execution')).dispatch).toEqual([]);
   await domain.transitionExecution(id, 'running', ['paused']);
   expect((await engine.advance(id, 'resume-1')).dispatch).toEqual(['c']);
+  expect(await engine.start(id, 'b')).toBe('run');
 });
 
 it('skip_dependents skips every pending descendant; the execution still ends failed', async () => {

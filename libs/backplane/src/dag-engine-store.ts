@@ -22,7 +22,7 @@ export interface EngineStep {
   stale?: boolean;
 }
 
-export type NodeStart = 'run' | 'abort' | 'stale';
+export type NodeStart = 'run' | 'abort' | 'held' | 'stale';
 
 /** A node as the engine keeps it: its definition and the nodes whose outputs are its inputs. */
 export interface StoredNode {
@@ -60,7 +60,7 @@ export class DagEngineStore {
 
   async start(executionId: string, nodeId: string): Promise<NodeStart> {
     const k = this.keys(executionId);
-    return (await runScript(this.redis, 'rtDagStartV1', [k.record, k.engine, k.ready], [nodeId])) as NodeStart;
+    return (await runScript(this.redis, 'rtDagStartV2', [k.record, k.engine, k.ready], [nodeId])) as NodeStart;
   }
 
   settle(

@@ -109,6 +109,8 @@ export class DagEngine {
     const attempt = job.attemptsMade + 1;
     const start = await this.store.start(executionId, nodeId);
     if (start === 'stale') return 'stale';
+    // Paused after it was handed out: the processor parks the job until the resume.
+    if (start === 'held') return 'held';
     const stored = await this.store.node(executionId, nodeId);
     if (!stored) throw new Error(`node ${nodeId} of ${executionId} has no stored definition`);
     const { node } = stored;

@@ -1,12 +1,15 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import { type DagNodeJob, QUEUES } from '@app/backplane';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker-config';
 import { handBack, HandedBack } from '../ops/hand-back';
 import { WorkerMetrics } from '../ops/worker-metrics';
 import { DagEngine, NodeAttemptFailed } from './dag-engine';
 import { NODE_ABORT_REASON, NodeAborts } from './node-aborts';
+
+/** How often a node job held by a pause looks whether its execution was resumed. */
+const HELD_RECHECK_MS = 500;
 
 /**
  * Runs DAG node jobs (`{dag-nodes}`): one job per node execution, any worker. A job stalled
@@ -43,6 +46,7 @@ export class DagNodeProcessor extends WorkerHost implements OnApplicationBootstr
     try {
       const outcome = await this.engine.runNode(job, signal ?? new AbortController().signal);
       this.metrics.jobs.inc({ queue: 'dag-nodes', outcome });
+      if (outcome === 'held') return await this.hold(job, token);
       return outcome;
     } catch (error) {
       if (error instanceof NodeAttemptFailed) this.metrics.jobs.inc({ queue: 'dag-nodes', outcome: 'retried' });
@@ -53,5 +57,16 @@ export class DagNodeProcessor extends WorkerHost implements OnApplicationBootstr
       release();
       timer();
     }
+  }
+
+  /**
+   * A node of a paused execution holds no worker: its job waits in BullMQ's delayed set and
+   * looks again after HELD_RECHECK_MS, then runs if the execution was resumed (or ends
+   * cancelled if it was cancelled meanwhile).
+   */
+  private async hold(job: Job<DagNodeJob>, token: string | undefined): Promise<never> {
+    if (token === undefined) throw new Error(`node job ${job.id} has no lock token; it cannot be held`);
+    await job.moveToDelayed(Date.now() + HELD_RECHECK_MS, token);
+    throw new DelayedError();
   }
 }

@@ -115,7 +115,9 @@ return answer(ARGV[1])
 
 /**
  * start — a node job begins: 'run' when its node is handed out (or was running on a worker
- * that died), 'abort' when the execution is cancelling or failing, 'stale' when the node has
+ * that died), 'abort' when the execution is cancelling or failing, 'held' when it was handed
+ * out but the execution has been paused since (it keeps its slot and starts after the
+ * resume: a pause lets running nodes finish and starts none), 'stale' when the node has
  * settled already (a duplicate job).
  * ARGV[1] node
  */
@@ -123,6 +125,7 @@ export const DAG_START_LUA = `${COMMON}
 local cur = redis.call('HGET', eng, 'n:' .. ARGV[1])
 if cur ~= 'scheduled' and cur ~= 'running' then return 'stale' end
 if stopping() then return 'abort' end
+if cur == 'scheduled' and status() == 'paused' then return 'held' end
 redis.call('HSET', eng, 'n:' .. ARGV[1], 'running')
 return 'run'
 `;

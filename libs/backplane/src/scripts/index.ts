@@ -30,7 +30,7 @@ const SCRIPTS = {
   rtAdmitSessionRunV1: { numberOfKeys: 1, lua: ADMIT_SESSION_RUN_LUA },
   // The DAG engine: record, engine state, ready line of one execution (see dag-engine.lua.ts).
   rtDagInitV1: { numberOfKeys: 3, lua: DAG_INIT_LUA },
-  rtDagStartV1: { numberOfKeys: 3, lua: DAG_START_LUA },
+  rtDagStartV2: { numberOfKeys: 3, lua: DAG_START_LUA },
   rtDagSettleV1: { numberOfKeys: 3, lua: DAG_SETTLE_LUA },
   rtDagParkV1: { numberOfKeys: 3, lua: DAG_PARK_LUA },
   rtDagStepV1: { numberOfKeys: 3, lua: DAG_STEP_LUA },
