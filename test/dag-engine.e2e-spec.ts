@@ -149,6 +149,18 @@ it('runs a 50-node layered DAG in parallel on both workers; a late joiner draws 
   expect(foldEvents('dag', initialState('dag'), events)).toEqual(store.state);
 });
 
+it('a late joiner of a 1,000-node execution draws the same graph as an early watcher: the fold of the stream', async () => {
+  const nodes = Array.from({ length: 1_000 }, (_, i) => ({ id: `n${i}`, config: { durationMs: 1 } }));
+  const { executionId, store } = await start({ nodes, edges: [] });
+  await waitFor(() => store.state.nodes.filter((n) => n.status === 'completed').length >= 200, { message: 'under way', timeoutMs: 30_000 });
+  const late = await bob.subscribe(`dag:${executionId}`);
+  await waitFor(() => done(store) && done(late), { message: '1,000 nodes done', timeoutMs: 60_000 });
+  expect(store.state.status).toBe('completed');
+  expect(store.state.nodes).toHaveLength(1_000);
+  expect(late.state).toEqual(store.state);
+  expect(foldEvents('dag', initialState('dag'), await history(executionId))).toEqual(store.state);
+});
+
 it('retries a failing node with backoff until an attempt passes', async () => {
   const { executionId, store } = await start({
     nodes: [{ id: 'flaky', config: { fn: 'fail', args: { message: 'not yet', untilAttempt: 3 } }, retry: { attempts: 3, backoffMs: 100 } }, { id: 'next' }],
