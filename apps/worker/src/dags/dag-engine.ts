@@ -67,7 +67,7 @@ export class DagEngine {
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
   ) {
     this.store = new DagEngineStore(redis.commands);
-    this.runner = new NodeRunner(functions, config.echoNodeMs, { providers, tools, defaultBot: config.agents.defaultBot });
+    this.runner = new NodeRunner(functions, config.echoNodeMs, { providers, tools, defaultBot: config.agents.defaultBot, prices: config.agents.prices });
   }
 
   /** The execution's job: announce it, lay it out, hand out its roots. */

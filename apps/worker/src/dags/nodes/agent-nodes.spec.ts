@@ -18,6 +18,15 @@ it('an llm node is one turn of the default provider on its prompt and inputs', a
   await expect(runLlmNode(parts, { id: 'ask', kind: 'llm', config: { prompt: '/fail' } }, {}, signal)).rejects.toThrow();
 });
 
+it('an llm node on a model AGENT_PRICES lists is priced from its tokens, as agent runs are', async () => {
+  const priced: AgentParts = { ...parts, prices: { demo: { prompt: 1, completion: 2 } } };
+  const output = await runLlmNode(priced, { id: 'ask', kind: 'llm', config: { prompt: 'Summarise this' } }, {}, signal);
+  // The demo model counts words: a positive price per 1k tokens gives a positive cost.
+  expect(output.costUsd).toBeGreaterThan(0);
+  const other = await runLlmNode(priced, { id: 'ask', kind: 'llm', config: { prompt: 'Summarise this', model: 'unlisted' } }, {}, signal);
+  expect(other.costUsd).toBe(0);
+});
+
 it('a tool node runs a registered tool; a risky one only right after a human gate', async () => {
   expect(await runToolNode(parts, { id: 'calc', kind: 'tool', config: { tool: 'calculator', args: { expression: '2+2' } } }, false, 'e', signal)).toBe('4');
   const remove = { id: 'rm', kind: 'tool', config: { tool: 'delete_file', args: { path: '/tmp/x' } } };

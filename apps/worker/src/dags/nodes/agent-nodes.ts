@@ -2,14 +2,17 @@ import type { DagNodeDef } from '@app/protocol';
 import type { BotDefinition } from '../../agents/bots/bot-definition';
 import type { ProviderRegistry } from '../../agents/providers/provider-registry';
 import type { ToolRegistry } from '../../agents/tools/tool-registry';
+import { type PriceTable, turnCost } from '../../agents/runtime/price-table';
 import { needsApproval } from '../../agents/tools/tool';
 import { NodeFunctionError } from './node-functions';
 
-/** What `llm` and `tool` nodes run on: the agent runtime's providers and tools, and the default bot's settings. */
+/** What `llm` and `tool` nodes run on: the agent runtime's providers, tools and prices, and the default bot's settings. */
 export interface AgentParts {
   providers: ProviderRegistry;
   tools: ToolRegistry;
   defaultBot: Pick<BotDefinition, 'provider' | 'model' | 'approvalThreshold'>;
+  /** `AGENT_PRICES`: a listed model's turn is priced from its tokens, as for agent runs. */
+  prices?: PriceTable;
 }
 
 /** An `llm` node's output: the reply, and what it cost (its node's `costUsd`). */
@@ -35,7 +38,7 @@ export async function runLlmNode(parts: AgentParts, node: DagNodeDef, inputs: Re
   let costUsd = 0;
   for await (const part of provider.turn({ model, messages: [{ role: 'user', content }], tools: [], signal })) {
     if (part.kind === 'text') text += part.text;
-    if (part.kind === 'usage') costUsd += part.costUsd;
+    if (part.kind === 'usage') costUsd += turnCost(parts.prices ?? {}, model, part);
   }
   return { text, costUsd };
 }
