@@ -4,6 +4,7 @@ import type { GatewayConfig } from './config/gateway-config';
 import { HttpModule } from './http/http.module';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { MetricsModule } from './metrics/metrics.module';
+import { PlainWsModule } from './plain-ws/plain-ws.module';
 import { RealtimeModule } from './realtime/realtime.module';
 import { RedisModule } from './redis/redis.module';
 
@@ -13,7 +14,7 @@ export class AppModule {
   static forRoot(config: GatewayConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), MetricsModule, LifecycleModule, RedisModule, RealtimeModule, HttpModule],
+      imports: [ConfigModule.forRoot(config), MetricsModule, LifecycleModule, RedisModule, RealtimeModule, PlainWsModule, HttpModule],
     };
   }
 }

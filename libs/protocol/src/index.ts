@@ -10,3 +10,4 @@ export * from './event-schemas';
 export * from './reducers';
 export * from './dag-check';
 export * from './json-shape';
+export * from './plain-ws';

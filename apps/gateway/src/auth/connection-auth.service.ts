@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { ErrorCode, type HandshakeError, ProtocolError, type StreamName } from '@app/protocol';
-import { canAccess } from './auth-context';
+import { type AuthContext, canAccess } from './auth-context';
 import { ExpirySchedule } from './expiry-schedule';
 import { TokenVerifier } from './token-verifier';
 import { Lifecycle } from '../lifecycle/lifecycle.service';
 import { SubscriptionService } from '../streams/subscription.service';
+import type { Connection } from '../realtime/connection';
 import type { GatewaySocket } from '../realtime/socket.types';
 
 /**
@@ -15,7 +16,7 @@ import type { GatewaySocket } from '../realtime/socket.types';
 @Injectable()
 export class ConnectionAuth {
   /** Every connection's expiry on one timer (see ExpirySchedule). */
-  private readonly expiries = new ExpirySchedule<GatewaySocket>((socket) => this.expire(socket));
+  private readonly expiries = new ExpirySchedule<Connection>((socket) => this.expire(socket));
 
   constructor(
     private readonly verifier: TokenVerifier,
@@ -43,17 +44,33 @@ export class ConnectionAuth {
     };
   }
 
+  /**
+   * The same check for transports that authenticate after the upgrade (plain WebSocket,
+   * compatibility endpoints): the token's context, or a ProtocolError (UNAUTHORIZED, or
+   * UNAVAILABLE while draining).
+   */
+  async authenticate(token: unknown): Promise<AuthContext> {
+    if (this.lifecycle.draining) throw new ProtocolError(ErrorCode.UNAVAILABLE, 'this server is draining; connect to another');
+    const known = this.verifier.known(token);
+    if (known) return known;
+    try {
+      return await this.verifier.verify(token);
+    } catch (error) {
+      throw new ProtocolError(ErrorCode.UNAUTHORIZED, error instanceof ProtocolError ? error.message : 'invalid token');
+    }
+  }
+
   /** Sends `auth_expired` and disconnects when the token runs out. */
-  armExpiry(socket: GatewaySocket): void {
+  armExpiry(socket: Connection): void {
     this.expiries.add(socket, socket.data.auth.expiresAt);
   }
 
-  disarm(socket: GatewaySocket): void {
+  disarm(socket: Connection): void {
     this.expiries.delete(socket, socket.data.auth.expiresAt);
   }
 
   /** Extends the connection with a new token of the same user; narrower scopes drop streams. */
-  async refresh(socket: GatewaySocket, token: string): Promise<{ expiresAt: number }> {
+  async refresh(socket: Connection, token: string): Promise<{ expiresAt: number }> {
     const next = await this.verifier.verify(token);
     if (next.userId !== socket.data.auth.userId) throw new ProtocolError(ErrorCode.UNAUTHORIZED, 'the new token is for another user');
     // A socket that disconnected while the token was checked has nothing left to extend.
@@ -67,14 +84,14 @@ export class ConnectionAuth {
     return { expiresAt: next.expiresAt };
   }
 
-  private expire(socket: GatewaySocket): void {
+  private expire(socket: Connection): void {
     if (socket.disconnected) return;
     if (socket.data.auth.expiresAt > Date.now()) return this.armExpiry(socket);
     socket.emit('auth_expired', { message: 'token expired' });
     socket.disconnect(true);
   }
 
-  requireAccess(socket: GatewaySocket, stream: StreamName): void {
+  requireAccess(socket: Connection, stream: StreamName): void {
     if (!canAccess(socket.data.auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
   }
 }

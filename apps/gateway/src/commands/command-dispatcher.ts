@@ -4,7 +4,7 @@ import { validateCommandPayload } from '@app/protocol/dto';
 import { isRedisUnavailable } from '@app/runtime';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import type { GatewaySocket } from '../realtime/socket.types';
+import type { Connection } from '../realtime/connection';
 import { RedisConnections } from '../redis/redis.providers';
 import { CommandHandlers, IDEMPOTENT_COMMANDS, LOCAL_COMMANDS } from './command-handlers';
 import type { CommandOutcome } from './command-outcome';
@@ -33,7 +33,7 @@ export class CommandDispatcher {
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
-  dispatch(socket: GatewaySocket, frame: unknown, ack?: AckCallback): void {
+  dispatch(connection: Connection, frame: unknown, ack?: AckCallback): void {
     const id = commandIdOf(frame);
     let typeLabel = 'invalid';
     let timer: NodeJS.Timeout | undefined;
@@ -45,14 +45,14 @@ export class CommandDispatcher {
       this.metrics.commands.inc({ type: typeLabel, outcome: response.ok ? 'ok' : response.error.code });
       if (ack) ack(response);
       // Without an ack callback only an error is worth telling, as `command_error`.
-      else if (!response.ok) socket.emit('command_error', { ...(id !== undefined ? { id } : {}), error: response.error });
+      else if (!response.ok) connection.emit('command_error', { ...(id !== undefined ? { id } : {}), error: response.error });
     };
 
-    const limit = (socket.data.limiter ??= new RateLimiter(this.config.limits.commandsPerSecond)).take();
+    const limit = (connection.data.limiter ??= new RateLimiter(this.config.limits.commandsPerSecond)).take();
     if (limit.flood) {
       answer(failure(new ProtocolError(ErrorCode.RATE_LIMITED, 'command flood: connection closed', undefined, 1000)));
-      this.logger.warn({ msg: 'closing a flooding connection', socketId: socket.id, userId: socket.data.auth.userId });
-      socket.disconnect(true);
+      this.logger.warn({ msg: 'closing a flooding connection', connectionId: connection.id, userId: connection.data.auth.userId });
+      connection.disconnect(true);
       return;
     }
     if (!limit.allowed) {
@@ -72,7 +72,7 @@ export class CommandDispatcher {
       () => answer(failure(new ProtocolError(ErrorCode.TIMEOUT, `command ${parsed.id} took longer than ${timeoutMs} ms`, undefined, 1000))),
       timeoutMs,
     );
-    void this.run(socket, parsed).then(({ ack: response, outcome }) => {
+    void this.run(connection, parsed).then(({ ack: response, outcome }) => {
       if (answered) {
         // The ack already went out as a timeout: undo what the late success set up.
         if (response.ok) outcome?.abandon?.();
@@ -110,15 +110,15 @@ export class CommandDispatcher {
     return { id: f.id as string, type: f.type, payload: validation.value };
   }
 
-  private async run(socket: GatewaySocket, command: ParsedCommand): Promise<{ ack: Ack; outcome?: CommandOutcome }> {
+  private async run(connection: Connection, command: ParsedCommand): Promise<{ ack: Ack; outcome?: CommandOutcome }> {
     try {
       if (!LOCAL_COMMANDS.has(command.type) && !this.redis.ready) {
         throw new ProtocolError(ErrorCode.UNAVAILABLE, 'the backplane is unavailable; retry shortly', undefined, 1000);
       }
       const handler = this.handlers.byType[command.type] as (ctx: unknown, payload: unknown) => Promise<CommandOutcome>;
-      const ctx = { socket, commandId: command.id };
+      const ctx = { connection, commandId: command.id };
       if (IDEMPOTENT_COMMANDS.has(command.type)) {
-        const ack = await this.idempotency.runOnce(socket.data.auth.userId, command.id, command.type, command.payload, async () => ({
+        const ack = await this.idempotency.runOnce(connection.data.auth.userId, command.id, command.type, command.payload, async () => ({
           ok: true,
           result: (await handler(ctx, command.payload)).result,
         }));

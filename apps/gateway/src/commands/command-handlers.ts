@@ -4,13 +4,13 @@ import { BotCommands } from '../domain/bot-commands.service';
 import { DagCommands } from '../domain/dag-commands.service';
 import { SessionsService } from '../domain/sessions.service';
 import { ConnectionAuth } from '../auth/connection-auth.service';
-import type { GatewaySocket } from '../realtime/socket.types';
+import type { Connection } from '../realtime/connection';
 import { PresenceService } from '../streams/presence.service';
 import { SubscriptionService } from '../streams/subscription.service';
 import type { CommandOutcome } from './command-outcome';
 
 export interface CommandContext {
-  socket: GatewaySocket;
+  connection: Connection;
   commandId: string;
 }
 
@@ -53,24 +53,24 @@ export class CommandHandlers {
     bots: BotCommands,
     dags: DagCommands,
   ) {
-    const identity = (ctx: CommandContext) => ({ auth: ctx.socket.data.auth, commandId: ctx.commandId });
+    const identity = (ctx: CommandContext) => ({ auth: ctx.connection.data.auth, commandId: ctx.commandId });
     this.byType = {
-      subscribe: (ctx, p) => subscriptions.subscribe(ctx.socket, p),
+      subscribe: (ctx, p) => subscriptions.subscribe(ctx.connection, p),
       unsubscribe: async (ctx, p) => {
-        subscriptions.unsubscribe(ctx.socket, p.stream);
+        subscriptions.unsubscribe(ctx.connection, p.stream);
         return done({});
       },
       presence: async (ctx, p) => {
-        connectionAuth.requireAccess(ctx.socket, p.stream);
+        connectionAuth.requireAccess(ctx.connection, p.stream);
         return done({ members: await presence.members(p.stream) });
       },
-      refresh_token: async (ctx, p) => done(await connectionAuth.refresh(ctx.socket, p.token)),
+      refresh_token: async (ctx, p) => done(await connectionAuth.refresh(ctx.connection, p.token)),
       chat: async (ctx, p) => done(await bots.chat(identity(ctx), p)),
       cancel: async (ctx, p) => done(await bots.cancel(identity(ctx), p)),
       approval: async (ctx, p) => done(await bots.approval(identity(ctx), p)),
       plan_response: async (ctx, p) => done(await bots.planResponse(identity(ctx), p)),
       new_session: async (ctx, p) => done(await bots.newSession(identity(ctx), p)),
-      switch_session: async (ctx, p) => done(await sessions.history(ctx.socket.data.auth, p.sessionId)),
+      switch_session: async (ctx, p) => done(await sessions.history(ctx.connection.data.auth, p.sessionId)),
       start_execution: async (ctx, p) => done(await dags.start(identity(ctx), p)),
       human_decision: async (ctx, p) => done(await dags.humanDecision(identity(ctx), p)),
       pause_execution: async (ctx, p) => done(await dags.steer(identity(ctx), 'pause', p.executionId)),

@@ -21,6 +21,8 @@ export interface GatewayConfig {
   transports: Array<'websocket' | 'polling'>;
   limits: { maxPayloadBytes: number; commandsPerSecond: number; commandTimeoutMs: number; maxSubscriptions: number };
   heartbeatMs: number;
+  /** Unsent bytes after which a plain-WebSocket connection is closed as a slow reader. */
+  wsMaxBufferedBytes: number;
   idempotencyTtlSeconds: number;
   retention: RetentionPolicy;
   publisher: PublisherOptions;
@@ -56,6 +58,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       maxSubscriptions: e.MAX_SUBSCRIPTIONS_PER_SOCKET,
     },
     heartbeatMs: e.HEARTBEAT_MS,
+    wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     retention: retentionFromEnv(e),
     publisher: publisherOptionsFromEnv(e),

@@ -100,6 +100,16 @@ export class GatewayEnv extends BackplaneEnv {
   @Max(300_000)
   HEARTBEAT_MS = 25_000;
 
+  /**
+   * A plain-WebSocket or compatibility connection whose unsent frames pass this many bytes
+   * (a reader that stopped reading) is closed rather than buffered without bound.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(64 * 1024)
+  @Max(256 * 1024 * 1024)
+  WS_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
   /** A command whose work has not answered by then is acked `TIMEOUT`. */
   @Transform(toInt)
   @IsInt()

@@ -1,6 +1,15 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
-import type { GatewayServer } from '../realtime/socket.types';
+import type { DrainingNotice } from '@app/protocol';
+
+/** The connections one transport holds, as the drain sees them. */
+export interface DrainTarget<C extends { readonly disconnected: boolean } = { readonly disconnected: boolean }> {
+  /** Open connections now. */
+  count(): number;
+  list(): C[];
+  /** Tells one connection to reconnect elsewhere and lets it go. */
+  drain(connection: C, notice: DrainingNotice): void;
+}
 
 /**
  * Graceful drain on SIGTERM: readiness goes red and new handshakes are refused at once;
@@ -11,7 +20,7 @@ import type { GatewayServer } from '../realtime/socket.types';
 @Injectable()
 export class Lifecycle implements BeforeApplicationShutdown {
   private readonly logger = new Logger('Lifecycle');
-  private server: GatewayServer | null = null;
+  private readonly targets: DrainTarget[] = [];
   private drainingSince: number | null = null;
 
   constructor(@Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig) {}
@@ -20,8 +29,13 @@ export class Lifecycle implements BeforeApplicationShutdown {
     return this.drainingSince !== null;
   }
 
-  attach(server: GatewayServer): void {
-    this.server = server;
+  /** Each transport (Socket.IO, plain WebSocket) hands its connections over once. */
+  attach<C extends { readonly disconnected: boolean }>(target: DrainTarget<C>): void {
+    this.targets.push(target as unknown as DrainTarget);
+  }
+
+  private open(): number {
+    return this.targets.reduce((sum, target) => sum + target.count(), 0);
   }
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
@@ -31,28 +45,24 @@ export class Lifecycle implements BeforeApplicationShutdown {
   async drain(reason: string): Promise<void> {
     if (this.draining) return;
     this.drainingSince = Date.now();
-    const server = this.server;
-    if (!server) return;
     const { batchSize, batchIntervalMs, timeoutMs } = this.config.drain;
     const deadline = Date.now() + timeoutMs;
-    const total = server.of('/').sockets.size;
+    const total = this.open();
     this.logger.log({ msg: 'draining', reason, sockets: total });
 
-    for (const batch of batches([...server.of('/').sockets.values()], batchSize)) {
-      for (const socket of batch) {
-        if (socket.disconnected) continue;
-        socket.emit('draining', { serverId: this.config.serverId, reconnectInMs: Math.floor(Math.random() * 1000) });
-        // Closing the transport (not `disconnect()`) makes plain Socket.IO clients
-        // reconnect by themselves; the packet above is flushed before the close.
-        socket.conn.close();
+    const all = this.targets.flatMap((target) => target.list().map((connection) => ({ target, connection })));
+    for (const batch of batches(all, batchSize)) {
+      for (const { target, connection } of batch) {
+        if (connection.disconnected) continue;
+        target.drain(connection, { serverId: this.config.serverId, reconnectInMs: Math.floor(Math.random() * 1000) });
       }
       if (Date.now() > deadline) break;
       if (batchIntervalMs > 0) await new Promise((resolve) => setTimeout(resolve, batchIntervalMs));
     }
-    while (server.of('/').sockets.size > 0 && Date.now() < deadline) {
+    while (this.open() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    this.logger.log({ msg: 'drained', sockets: total, left: server.of('/').sockets.size, ms: Date.now() - this.drainingSince });
+    this.logger.log({ msg: 'drained', sockets: total, left: this.open(), ms: Date.now() - this.drainingSince });
   }
 }
 

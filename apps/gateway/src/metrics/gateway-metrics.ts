@@ -78,6 +78,18 @@ export class GatewayMetrics {
     help: 'Socket.IO frames that could not be decoded',
     registers: [this.registry],
   });
+  readonly plainConnections = new Gauge({
+    name: 'rtgw_plain_connections',
+    help: 'Connections on /ws and the compatibility endpoints (also counted in rtgw_sockets)',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+  });
+  readonly plainClosed = new Counter({
+    name: 'rtgw_plain_closed_total',
+    help: 'Plain-WebSocket connections closed by the server, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'rtgw_' });

@@ -37,6 +37,8 @@ export class GatewayIoAdapter extends IoAdapter {
       ...(transports.includes('polling') ? { cors: { origin: corsOrigins.includes('*') ? '*' : corsOrigins } } : {}),
       parser: tolerantParser,
       connectTimeout: 10_000,
+      // Other paths' upgrades (`/ws`, the compatibility endpoints) are the PlainWsServer's.
+      destroyUpgrade: false,
     } as ServerOptions);
   }
 

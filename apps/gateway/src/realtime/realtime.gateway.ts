@@ -1,21 +1,17 @@
-import { Inject, Logger } from '@nestjs/common';
 import { type OnGatewayConnection, type OnGatewayDisconnect, type OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
-import { type Envelope, ErrorCode, isValidId, PROTOCOL_VERSION, ProtocolError } from '@app/protocol';
-import { type AckCallback, CommandDispatcher } from '../commands/command-dispatcher';
-import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
-import { SessionsService } from '../domain/sessions.service';
+import { ErrorCode } from '@app/protocol';
+import type { AckCallback } from '../commands/command-dispatcher';
 import { Lifecycle } from '../lifecycle/lifecycle.service';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { BackplaneSubscriber } from '../streams/backplane-subscriber';
-import { SubscriptionService } from '../streams/subscription.service';
 import { ConnectionAuth } from '../auth/connection-auth.service';
+import { ConnectionCore } from './connection-core';
 import type { GatewayServer, GatewaySocket } from './socket.types';
 import { forgetHandshake } from './handshake-memory';
 import { MALFORMED_FRAME_EVENT, TolerantDecoder } from './tolerant-parser';
 
 /**
- * The Socket.IO edge: connection lifecycle and the `command` event. Handlers stay thin —
- * they hand each frame to the CommandDispatcher, which answers it.
+ * The Socket.IO edge (PROTOCOL.md §1): a thin transport over the ConnectionCore, which does
+ * the work for every transport.
  *
  * Every socket gets the same listener functions (Socket.IO calls them with the socket as
  * `this`) rather than closures of its own: an idle socket holds nothing per listener. For
@@ -25,81 +21,47 @@ import { MALFORMED_FRAME_EVENT, TolerantDecoder } from './tolerant-parser';
  */
 @WebSocketGateway()
 export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayConnection<GatewaySocket>, OnGatewayDisconnect<GatewaySocket> {
-  private readonly logger = new Logger('Gateway');
   private readonly onCommand: (this: GatewaySocket, ...args: unknown[]) => void;
 
   constructor(
-    private readonly dispatcher: CommandDispatcher,
+    private readonly core: ConnectionCore,
     private readonly connectionAuth: ConnectionAuth,
-    private readonly subscriptions: SubscriptionService,
-    private readonly backplane: BackplaneSubscriber,
-    private readonly sessions: SessionsService,
     private readonly lifecycle: Lifecycle,
     private readonly metrics: GatewayMetrics,
-    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {
-    const logger = this.logger;
     this.onCommand = function (this: GatewaySocket, ...args: unknown[]): void {
       // As Nest hands a message on: the ack is the last argument, the frame the only other one.
       const ack = typeof args.at(-1) === 'function' ? (args.pop() as AckCallback) : undefined;
-      try {
-        dispatcher.dispatch(this, args.length > 1 ? args : args[0], ack);
-      } catch (error) {
-        // The dispatcher answers every frame itself; this only keeps a bug from ending the process.
-        logger.error({ msg: 'command dispatch threw', err: error instanceof Error ? error.stack : String(error) });
-        ack?.({ ok: false, error: { code: ErrorCode.INTERNAL, message: 'internal error' } });
-      }
+      core.command(this, args.length > 1 ? args : args[0], ack);
     };
   }
 
   afterInit(server: GatewayServer): void {
     server.use(this.connectionAuth.middleware());
-    this.lifecycle.attach(server);
-    TolerantDecoder.onMalformed = () => this.metrics.malformedFrames.inc();
-    this.backplane.attach({
-      deliver: (envelope: Envelope) => {
-        const room = server.of('/').adapter.rooms.get(envelope.stream);
-        if (!room || room.size === 0) return;
-        server.to(envelope.stream).emit('event', envelope);
-        this.metrics.eventsDelivered.inc({ path: 'live' }, room.size);
-        this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - envelope.ts) / 1000);
+    this.lifecycle.attach<GatewaySocket>({
+      count: () => server.of('/').sockets.size,
+      list: () => [...server.of('/').sockets.values()],
+      drain: (socket, notice) => {
+        socket.emit('draining', notice);
+        // Closing the transport (not `disconnect()`) makes plain Socket.IO clients
+        // reconnect by themselves; the packet above is flushed before the close.
+        socket.conn.close();
       },
-      presence: (change) => server.to(change.stream).emit('presence', change),
     });
+    TolerantDecoder.onMalformed = () => this.metrics.malformedFrames.inc();
+    this.core.start(server);
   }
 
   handleConnection(socket: GatewaySocket): void {
-    this.metrics.sockets.inc();
-    this.connectionAuth.armExpiry(socket);
     socket.on('command', this.onCommand);
     socket.onAny(answerOtherEvent);
-    socket.emit('hello', {
-      protocol: PROTOCOL_VERSION,
-      connectionId: socket.id,
-      serverId: this.config.serverId,
-      heartbeatMs: this.config.heartbeatMs,
-      limits: { maxPayloadBytes: this.config.limits.maxPayloadBytes, commandsPerSecond: this.config.limits.commandsPerSecond },
-    });
     const resume = socket.handshake.query.resume_session;
     forgetHandshake(socket);
-    if (resume !== undefined) void this.sendSessionHistory(socket, resume);
+    this.core.opened(socket, resume);
   }
 
   handleDisconnect(socket: GatewaySocket): void {
-    this.metrics.sockets.dec();
-    this.connectionAuth.disarm(socket);
-    if (socket.data.subscriptions) this.subscriptions.unsubscribeAll(socket);
-  }
-
-  private async sendSessionHistory(socket: GatewaySocket, sessionId: unknown): Promise<void> {
-    try {
-      if (!isValidId(sessionId)) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'resume_session must match [A-Za-z0-9_.-]{1,128}');
-      socket.emit('session_history', await this.sessions.history(socket.data.auth, sessionId));
-    } catch (error) {
-      const body = error instanceof ProtocolError ? error.toBody() : { code: ErrorCode.INTERNAL, message: 'could not load the session' };
-      if (!(error instanceof ProtocolError)) this.logger.warn({ msg: 'resume_session failed', err: String(error) });
-      socket.emit('command_error', { error: body });
-    }
+    this.core.closed(socket);
   }
 }
 

@@ -5,7 +5,7 @@ import { canAccess } from '../auth/auth-context';
 import type { CommandOutcome } from '../commands/command-outcome';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import type { GatewaySocket, SocketSubscription } from '../realtime/socket.types';
+import type { Connection, ConnectionSubscription } from '../realtime/connection';
 import { BackplaneSubscriber } from './backplane-subscriber';
 import { PendingSubscription } from './pending-subscription';
 import { PresenceService } from './presence.service';
@@ -40,7 +40,7 @@ export class SubscriptionService {
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
-  async subscribe(socket: GatewaySocket, payload: CommandPayload<'subscribe'>): Promise<CommandOutcome<CommandResult<'subscribe'>>> {
+  async subscribe(socket: Connection, payload: CommandPayload<'subscribe'>): Promise<CommandOutcome<CommandResult<'subscribe'>>> {
     const { stream } = payload;
     if (!canAccess(socket.data.auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
     const previous = socket.data.subscriptions?.find((s) => s.stream === stream);
@@ -54,7 +54,7 @@ export class SubscriptionService {
     const wasPresent = previous?.present ?? false;
     if (previous) this.end(socket, previous, { keepPresence: true });
 
-    const subscription: SocketSubscription = { stream, pending: null, live: false, present: wasPresent, feed: false, ended: false };
+    const subscription: ConnectionSubscription = { stream, pending: null, live: false, present: wasPresent, feed: false, ended: false };
     // A socket's first list is made with room for exactly one (`[]` then push reserves 17).
     if (socket.data.subscriptions) socket.data.subscriptions.push(subscription);
     else socket.data.subscriptions = [subscription];
@@ -130,23 +130,23 @@ export class SubscriptionService {
   }
 
   /** Leaves the stream (no-op when not subscribed). Returns whether there was a subscription. */
-  unsubscribe(socket: GatewaySocket, stream: StreamName): boolean {
+  unsubscribe(socket: Connection, stream: StreamName): boolean {
     const subscription = socket.data.subscriptions?.find((s) => s.stream === stream);
     if (!subscription) return false;
     this.end(socket, subscription);
     return true;
   }
 
-  unsubscribeAll(socket: GatewaySocket): void {
+  unsubscribeAll(socket: Connection): void {
     for (const subscription of [...(socket.data.subscriptions ?? [])]) this.end(socket, subscription);
   }
 
-  private endIfCurrent(socket: GatewaySocket, subscription: SocketSubscription): void {
+  private endIfCurrent(socket: Connection, subscription: ConnectionSubscription): void {
     if (socket.data.subscriptions?.includes(subscription)) this.end(socket, subscription);
   }
 
   /** Ends one subscription: out of the socket's list and the room, its pending and feed reference given back. */
-  private end(socket: GatewaySocket, subscription: SocketSubscription, { keepPresence = false } = {}): void {
+  private end(socket: Connection, subscription: ConnectionSubscription, { keepPresence = false } = {}): void {
     if (subscription.ended) return;
     subscription.ended = true;
     const { stream } = subscription;
@@ -163,7 +163,7 @@ export class SubscriptionService {
     subscription.feed = false;
   }
 
-  private goLive(socket: GatewaySocket, subscription: SocketSubscription, tail: Envelope[]): void {
+  private goLive(socket: Connection, subscription: ConnectionSubscription, tail: Envelope[]): void {
     if (subscription.ended || socket.disconnected) return;
     for (const event of tail) socket.emit('event', event);
     if (tail.length > 0) this.metrics.eventsDelivered.inc({ path: 'catch_up' }, tail.length);
@@ -174,7 +174,7 @@ export class SubscriptionService {
     subscription.present = true;
   }
 
-  private nudgeIfStuck(socket: GatewaySocket, subscription: SocketSubscription): void {
+  private nudgeIfStuck(socket: Connection, subscription: ConnectionSubscription): void {
     const timer = setTimeout(() => {
       if (subscription.live || subscription.ended) return;
       this.logger.warn({ msg: 'subscription waiting on its feed; resyncing', stream: subscription.stream });

@@ -1,0 +1,225 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { AUTH_FRAME_TIMEOUT_MS, ErrorCode, ProtocolError, WsCloseCode } from '@app/protocol';
+import WebSocket, { type RawData, WebSocketServer } from 'ws';
+import { ConnectionAuth } from '../auth/connection-auth.service';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { Lifecycle } from '../lifecycle/lifecycle.service';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { ConnectionCore } from '../realtime/connection-core';
+import { type CloseReason, PlainConnection, type PlainHost } from './plain-connection';
+import type { PlainEndpoint } from './plain-endpoint';
+
+const CONNECTION = Symbol('plain-connection');
+type TaggedSocket = WebSocket & { [CONNECTION]?: PlainConnection };
+
+/**
+ * The plain-WebSocket edge of a pod: one `ws` server on the HTTP server's upgrades, routing
+ * each path to its endpoint (`/ws`, the compatibility endpoints), authenticating (token in the
+ * query, or — where the endpoint allows — a first `auth` frame within 5 s), and opening the
+ * connection in the ConnectionCore. Socket.IO keeps its own upgrades (`/socket.io/`).
+ *
+ * Every socket gets the same listener functions (the socket is `this`), and one heartbeat
+ * timer pings them all, so an idle connection holds no closures or timers of its own.
+ */
+@Injectable()
+export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('PlainWs');
+  private readonly endpoints: PlainEndpoint[] = [];
+  private readonly connections = new Set<PlainConnection>();
+  private readonly wss: WebSocketServer;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly heartbeatMs: number;
+  readonly maxBufferedBytes: number;
+
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly core: ConnectionCore,
+    private readonly connectionAuth: ConnectionAuth,
+    private readonly lifecycle: Lifecycle,
+    private readonly metrics: GatewayMetrics,
+    @Inject(GATEWAY_CONFIG) config: GatewayConfig,
+  ) {
+    this.maxBufferedBytes = config.wsMaxBufferedBytes;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      // As Socket.IO: frames up to twice the payload limit are read and answered
+      // PAYLOAD_TOO_LARGE; larger ones close the connection 4413 (see ContractWebSocket).
+      maxPayload: config.limits.maxPayloadBytes * 2 + 16 * 1024,
+      WebSocket: ContractWebSocket,
+    });
+    this.heartbeatMs = config.heartbeatMs;
+  }
+
+  register(endpoint: PlainEndpoint): void {
+    this.endpoints.push(endpoint);
+  }
+
+  onApplicationBootstrap(): void {
+    const server = this.adapterHost.httpAdapter.getHttpServer() as import('node:http').Server;
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(request, socket, head));
+    this.lifecycle.attach<PlainConnection>({
+      count: () => this.connections.size,
+      list: () => [...this.connections],
+      drain: (connection, notice) => {
+        connection.emit('draining', notice);
+        connection.end('draining');
+      },
+    });
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.heartbeat);
+    for (const connection of this.connections) connection.socket.terminate();
+  }
+
+  // PlainHost: what every PlainConnection calls back into.
+  joinRoom(connection: PlainConnection, stream: string): void {
+    this.core.joinPlain(connection, stream);
+  }
+
+  leaveRoom(connection: PlainConnection, stream: string): void {
+    this.core.leavePlain(connection, stream);
+  }
+
+  closedBy(reason: CloseReason): void {
+    this.metrics.plainClosed.inc({ reason });
+  }
+
+  private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(request.url ?? '/', 'http://gateway');
+    if (url.pathname.startsWith('/socket.io')) return; // engine.io answers its own upgrades
+    for (const endpoint of this.endpoints) {
+      const params = endpoint.match(url.pathname);
+      if (!params) continue;
+      this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws as TaggedSocket, endpoint, params, url.searchParams));
+      return;
+    }
+    socket.on('error', () => undefined);
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  }
+
+  private accept(ws: TaggedSocket, endpoint: PlainEndpoint, params: Record<string, string>, query: URLSearchParams): void {
+    ws.on('error', onSocketError);
+    const token = query.get('token');
+    if (token !== null) return void this.authenticate(ws, endpoint, params, query, token);
+    if (!endpoint.acceptsAuthFrame) return refuse(ws, WsCloseCode.UNAUTHORIZED, 'UNAUTHORIZED', this, 'unauthorized');
+
+    const timer = setTimeout(() => refuse(ws, WsCloseCode.AUTH_TIMEOUT, 'AUTH_TIMEOUT', this, 'auth_timeout'), AUTH_FRAME_TIMEOUT_MS);
+    ws.once('close', () => clearTimeout(timer));
+    ws.once('message', (data: RawData, isBinary: boolean) => {
+      clearTimeout(timer);
+      const frame = isBinary ? undefined : parseJson(data.toString());
+      const authToken = isAuthFrame(frame) ? frame.token : undefined;
+      if (authToken === undefined) return refuse(ws, WsCloseCode.UNAUTHORIZED, 'UNAUTHORIZED', this, 'unauthorized');
+      void this.authenticate(ws, endpoint, params, query, authToken);
+    });
+  }
+
+  private async authenticate(ws: TaggedSocket, endpoint: PlainEndpoint, params: Record<string, string>, query: URLSearchParams, token: string): Promise<void> {
+    let auth;
+    try {
+      auth = await this.connectionAuth.authenticate(token);
+    } catch (error) {
+      const draining = error instanceof ProtocolError && error.code === ErrorCode.UNAVAILABLE;
+      return draining
+        ? refuse(ws, WsCloseCode.DRAINING, 'DRAINING', this, 'draining')
+        : refuse(ws, WsCloseCode.UNAUTHORIZED, 'UNAUTHORIZED', this, 'unauthorized');
+    }
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const connection = new PlainConnection(randomBytes(12).toString('base64url'), ws, { auth }, endpoint, this);
+    ws[CONNECTION] = connection;
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    ws.on('close', onClose);
+    this.connections.add(connection);
+    this.metrics.plainConnections.inc({ endpoint: endpoint.name });
+    this.core.opened(connection, query.get('resume_session') ?? undefined);
+    try {
+      endpoint.opened(connection, params, query);
+    } catch (error) {
+      this.logger.error({ msg: 'endpoint failed to open a connection', endpoint: endpoint.name, err: error instanceof Error ? error.stack : String(error) });
+    }
+  }
+
+  forget(connection: PlainConnection): void {
+    if (!this.connections.delete(connection)) return;
+    connection.disconnected = true;
+    this.metrics.plainConnections.dec({ endpoint: connection.endpoint.name });
+    this.core.closed(connection);
+  }
+
+  /** Pings every connection; one that did not answer the last ping is gone. */
+  private beat(): void {
+    for (const connection of this.connections) {
+      if (!connection.alive) {
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+    }
+  }
+}
+
+/**
+ * `ws` closes a connection whose frame is beyond `maxPayload` with 1009; the contract's code
+ * for it is 4413 (PROTOCOL.md §11).
+ */
+class ContractWebSocket extends WebSocket {
+  override close(code?: number, reason?: string | Buffer): void {
+    if (code === 1009) return super.close(WsCloseCode.TOO_LARGE, 'TOO_LARGE');
+    super.close(code, reason);
+  }
+}
+
+function refuse(ws: WebSocket, code: WsCloseCode, reason: string, host: PlainHost, metric: CloseReason): void {
+  host.closedBy(metric);
+  if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+}
+
+function onMessage(this: TaggedSocket, data: RawData, isBinary: boolean): void {
+  const connection = this[CONNECTION];
+  if (!connection || connection.disconnected) return;
+  connection.alive = true;
+  if (isBinary) return connection.endpoint.binaryFrame(connection);
+  const raw = data.toString();
+  connection.endpoint.frame(connection, parseJson(raw), raw);
+}
+
+function onClose(this: TaggedSocket): void {
+  const connection = this[CONNECTION];
+  if (connection) connection.host.forget(connection);
+}
+
+function onPong(this: TaggedSocket): void {
+  const connection = this[CONNECTION];
+  if (connection) connection.alive = true;
+}
+
+/** Protocol errors of one socket (a frame too large, a bad opcode): `ws` closes it already. */
+function onSocketError(this: TaggedSocket, error: Error & { code?: string }): void {
+  const connection = this[CONNECTION];
+  if (connection && error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') connection.end('too_large');
+}
+
+function parseJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+function isAuthFrame(frame: unknown): frame is { type: 'auth'; token: string } {
+  return (
+    typeof frame === 'object' && frame !== null && (frame as { type?: unknown }).type === 'auth' && typeof (frame as { token?: unknown }).token === 'string'
+  );
+}
