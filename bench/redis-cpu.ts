@@ -15,7 +15,7 @@ import { nowUs, percentile, redisCpuUs } from './common';
  *     one command per event as it is issued;
  *   - `v2`: the publish path before calls were shared across streams: rtPublishV2, one call
  *     per stream at a time (bench/previous-publisher.ts keeps it as the baseline);
- *   - `new`: StreamPublisher as it is (rtPublishV4: one call per script target — every
+ *   - `new`: StreamPublisher as it is (rtPublishV5: one call per script target — every
  *     stream, on one Redis — at a time, carrying whatever queued meanwhile);
  *   - optional (BENCH_VARIANTS): `linger`, StreamPublisher with `lingerMs` = BENCH_LINGER_MS
  *     (2); `autopipe`, StreamPublisher on an ioredis connection with `enableAutoPipelining`.

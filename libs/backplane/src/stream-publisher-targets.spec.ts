@@ -30,7 +30,7 @@ async function scriptCalls(redis: RedisClient): Promise<number> {
 async function listen(redis: RedisClient, streams: StreamName[]): Promise<Map<StreamName, Envelope[]>> {
   const received = new Map<StreamName, Envelope[]>(streams.map((s) => [s, []]));
   redis.on('smessage', (_channel: string, message: string) => {
-    const envelope = (JSON.parse(message) as { envelope: Envelope }).envelope;
+    const envelope = JSON.parse(message) as Envelope;
     received.get(envelope.stream)?.push(envelope);
   });
   // A cluster routes each SSUBSCRIBE to its slot's node: one channel per command there.
@@ -154,10 +154,10 @@ describe('StreamPublisher on one Redis: one call carries many streams', () => {
   /** Watches the script calls on a connection whose publisher has defined the script: the streams (meta keys) of each, and how many overlapped. */
   function watchCalls(redis: RedisClient) {
     const commands = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    const original = commands.rtPublishV4;
-    const seen = { calls: [] as Array<Set<string>>, most: 0, stop: () => void (commands.rtPublishV4 = original) };
+    const original = commands.rtPublishV5;
+    const seen = { calls: [] as Array<Set<string>>, most: 0, stop: () => void (commands.rtPublishV5 = original) };
     const open = new Set<Set<string>>();
-    commands.rtPublishV4 = async function (this: unknown, ...args: unknown[]) {
+    commands.rtPublishV5 = async function (this: unknown, ...args: unknown[]) {
       const streams = new Set((args.slice(1, 1 + Number(args[0])) as string[]).filter((k) => k.endsWith(':meta')));
       for (const other of open) for (const key of streams) expect(other.has(key)).toBe(false);
       open.add(streams);

@@ -32,7 +32,7 @@ describe('StreamPublisher', () => {
     const stream = newStream();
     const listener = connect('listener');
     const received: Envelope[] = [];
-    listener.on('smessage', (_channel: string, message: string) => received.push((JSON.parse(message) as { envelope: Envelope }).envelope));
+    listener.on('smessage', (_channel: string, message: string) => received.push(JSON.parse(message) as Envelope));
     await listener.ssubscribe(streamChannel(stream));
 
     const publishers = Array.from({ length: 4 }, (_, i) => new StreamPublisher(connect(`publisher-${i}`), DEFAULT_RETENTION));

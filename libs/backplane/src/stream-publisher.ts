@@ -273,7 +273,7 @@ export class StreamPublisher {
     }
     const reply = (await runScript(
       this.redis,
-      'rtPublishV4',
+      'rtPublishV5',
       [...keys, ...producers.keys()],
       [
         batch.length,

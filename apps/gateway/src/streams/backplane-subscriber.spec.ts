@@ -4,7 +4,7 @@ import { acquireRedis, type AcquiredRedis, createRedis, type RedisClient, waitFo
 import type { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { RedisConnections } from '../redis/redis.providers';
-import { BackplaneSubscriber } from './backplane-subscriber';
+import { BackplaneSubscriber, decodeMessage } from './backplane-subscriber';
 
 /**
  * The pod's backplane end against a real Redis: what reaches the fan-out when the channel
@@ -63,5 +63,35 @@ describe('BackplaneSubscriber', () => {
     await waitFor(() => seqs(stream).length === 5, { timeoutMs: 3_000, message: 'live again after the resubscribe' });
     expect(seqs(stream)).toEqual([2, 3, 4, 5, 6]);
     backplane.release(stream);
+  });
+});
+
+describe('decodeMessage', () => {
+  const envelope: Envelope = {
+    v: 1,
+    stream: 'bot:d',
+    seq: 3,
+    epoch: 'e1',
+    id: 'id-3',
+    type: 'session_created',
+    ts: 1,
+    payload: { sessionId: 's', title: 't' },
+  };
+
+  it('takes an event as its bare envelope (what publishers send) and as the older {kind, envelope} wrapper', () => {
+    expect(decodeMessage('bot:d', JSON.stringify(envelope))).toEqual({ kind: 'event', envelope });
+    expect(decodeMessage('bot:d', JSON.stringify({ kind: 'event', envelope }))).toEqual({ kind: 'event', envelope });
+  });
+
+  it('refuses an envelope of another stream, a malformed one, garbage and unknown kinds', () => {
+    expect(decodeMessage('bot:other', JSON.stringify(envelope))).toBeNull();
+    expect(decodeMessage('bot:d', JSON.stringify({ ...envelope, seq: 'x' }))).toBeNull();
+    expect(decodeMessage('bot:d', '{ nope')).toBeNull();
+    expect(decodeMessage('bot:d', JSON.stringify({ kind: 'mystery', envelope }))).toBeNull();
+  });
+
+  it('takes a presence change of its stream', () => {
+    const change = { stream: 'bot:d', joined: ['u1'] };
+    expect(decodeMessage('bot:d', JSON.stringify({ kind: 'presence', change }))).toEqual({ kind: 'presence', change });
   });
 });

@@ -252,6 +252,8 @@ export function decodeMessage(stream: StreamName, raw: string): BackplaneMessage
   }
   if (typeof message !== 'object' || message === null) return null;
   const m = message as Record<string, unknown>;
+  // An event is its envelope as it is (a message with no `kind`); older publishers wrapped it.
+  if (m.kind === undefined) return isEnvelope(m) && m.stream === stream ? { kind: 'event', envelope: m } : null;
   if (m.kind === 'event') {
     return isEnvelope(m.envelope) && m.envelope.stream === stream ? { kind: 'event', envelope: m.envelope } : null;
   }

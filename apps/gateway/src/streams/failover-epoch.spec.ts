@@ -63,7 +63,7 @@ function podFeed(stream: StreamName, redis: () => Redis) {
 
 async function subscribe(target: RedisServerProcess, stream: StreamName, feed: StreamFeed): Promise<Redis> {
   const subscriber = connect(target);
-  subscriber.on('smessage', (_channel: string, message: string) => feed.receive((JSON.parse(message) as { envelope: Envelope }).envelope));
+  subscriber.on('smessage', (_channel: string, message: string) => feed.receive(JSON.parse(message) as Envelope));
   await subscriber.ssubscribe(streamChannel(stream));
   return subscriber;
 }

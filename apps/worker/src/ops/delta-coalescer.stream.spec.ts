@@ -44,7 +44,7 @@ describe('DeltaCoalescer on the real publish path', () => {
     const stream = botStream(botId);
     const listener = connect('listener');
     const received: Envelope[] = [];
-    listener.on('smessage', (_channel: string, message: string) => received.push((JSON.parse(message) as { envelope: Envelope }).envelope));
+    listener.on('smessage', (_channel: string, message: string) => received.push(JSON.parse(message) as Envelope));
     await listener.ssubscribe(streamChannel(stream));
 
     const publisher = new StreamPublisher(connect('publisher'), DEFAULT_RETENTION);

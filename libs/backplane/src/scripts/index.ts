@@ -16,8 +16,9 @@ export type RedisClient = Redis | Cluster;
  */
 const SCRIPTS = {
   // Batches over several streams: 3 keys per stream plus one per producer, so the key count
-  // is the first argument. (V4: producer stamps instead of idempotency keys.)
-  rtPublishV4: { lua: PUBLISH_LUA },
+  // is the first argument. (V4: producer stamps instead of idempotency keys; V5: the channel
+  // message is the envelope as it is, no `{kind, envelope}` wrapper.)
+  rtPublishV5: { lua: PUBLISH_LUA },
   rtProducerFenceV1: { numberOfKeys: 1, lua: PRODUCER_FENCE_LUA },
   rtCatchUpV2: { numberOfKeys: 3, lua: CATCH_UP_LUA },
   rtWriteCheckpointV1: { numberOfKeys: 3, lua: WRITE_CHECKPOINT_LUA },
