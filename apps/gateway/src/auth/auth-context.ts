@@ -1,5 +1,5 @@
 import type { StreamName } from '@app/protocol';
-import { scopeAllows } from '@app/protocol';
+import { ErrorCode, ProtocolError, scopeAllows } from '@app/protocol';
 
 /** Who a socket acts for, from its verified token (PROTOCOL.md §1). */
 export interface AuthContext {
@@ -11,4 +11,9 @@ export interface AuthContext {
 
 export function canAccess(auth: AuthContext, stream: StreamName): boolean {
   return scopeAllows(auth.scopes, stream);
+}
+
+/** The one scope check of every transport and command: FORBIDDEN when the token does not cover the stream. */
+export function requireAccess(auth: AuthContext, stream: StreamName): void {
+  if (!canAccess(auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
 }

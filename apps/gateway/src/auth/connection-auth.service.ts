@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ErrorCode, type HandshakeError, ProtocolError, type StreamName } from '@app/protocol';
+import { ErrorCode, type HandshakeError, ProtocolError } from '@app/protocol';
 import { type AuthContext, canAccess } from './auth-context';
 import { ExpirySchedule } from './expiry-schedule';
 import { TokenVerifier } from './token-verifier';
@@ -89,10 +89,6 @@ export class ConnectionAuth {
     if (socket.data.auth.expiresAt > Date.now()) return this.armExpiry(socket);
     socket.emit('auth_expired', { message: 'token expired' });
     socket.disconnect(true);
-  }
-
-  requireAccess(socket: Connection, stream: StreamName): void {
-    if (!canAccess(socket.data.auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
   }
 }
 

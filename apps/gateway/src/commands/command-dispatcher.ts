@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type Ack, COMMAND_ID_PATTERN, type CommandType, type ErrorBody, ErrorCode, isCommandType, PROTOCOL_VERSION, ProtocolError } from '@app/protocol';
 import { validateCommandPayload } from '@app/protocol/dto';
-import { isRedisUnavailable } from '@app/runtime';
+import { errorBody, knownError } from '../common/error-body';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import type { Connection } from '../realtime/connection';
@@ -127,7 +127,7 @@ export class CommandDispatcher {
       const outcome = await handler(ctx, command.payload);
       return { ack: { ok: true, result: outcome.result }, outcome };
     } catch (error) {
-      if (!(error instanceof ProtocolError) && !isRedisUnavailable(error)) {
+      if (!knownError(error)) {
         this.logger.error({ msg: 'command failed', type: command.type, commandId: command.id, err: error instanceof Error ? error.stack : String(error) });
       }
       return { ack: failure(error) };
@@ -155,12 +155,7 @@ interface ParsedCommand {
 }
 
 function failure(error: unknown): { ok: false; error: ErrorBody } {
-  if (error instanceof ProtocolError) return { ok: false, error: error.toBody() };
-  if (isRedisUnavailable(error)) {
-    return { ok: false, error: { code: ErrorCode.UNAVAILABLE, message: 'the backplane is unavailable; retry shortly', retryAfterMs: 1000 } };
-  }
-  // Internal details stay in the log.
-  return { ok: false, error: { code: ErrorCode.INTERNAL, message: 'internal error' } };
+  return { ok: false, error: errorBody(error) };
 }
 
 /**

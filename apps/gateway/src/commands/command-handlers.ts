@@ -3,6 +3,7 @@ import { type CommandPayload, type CommandResult, type CommandType } from '@app/
 import { BotCommands } from '../domain/bot-commands.service';
 import { DagCommands } from '../domain/dag-commands.service';
 import { SessionsService } from '../domain/sessions.service';
+import { requireAccess } from '../auth/auth-context';
 import { ConnectionAuth } from '../auth/connection-auth.service';
 import type { Connection } from '../realtime/connection';
 import { PresenceService } from '../streams/presence.service';
@@ -61,7 +62,7 @@ export class CommandHandlers {
         return done({});
       },
       presence: async (ctx, p) => {
-        connectionAuth.requireAccess(ctx.connection, p.stream);
+        requireAccess(ctx.connection.data.auth, p.stream);
         return done({ members: await presence.members(p.stream) });
       },
       refresh_token: async (ctx, p) => done(await connectionAuth.refresh(ctx.connection, p.token)),

@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { type AgentControlJob, type AgentRunJob, type DecisionAnswer, derivedId, DomainStore, FINISHED_RUN, QUEUES } from '@app/backplane';
 import { botStream, type BusyPolicy, type CommandPayload, type CommandResult, ErrorCode, ProtocolError } from '@app/protocol';
-import { canAccess, type AuthContext } from '../auth/auth-context';
+import { type AuthContext, requireAccess } from '../auth/auth-context';
 import { SessionsService } from './sessions.service';
 
 export interface CommandIdentity {
@@ -164,5 +164,5 @@ export class BotCommands {
 }
 
 function requireScope(auth: AuthContext, botId: string): void {
-  if (!canAccess(auth, botStream(botId))) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover bot:${botId}`);
+  requireAccess(auth, botStream(botId));
 }

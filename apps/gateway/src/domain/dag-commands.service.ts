@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { type DagControlJob, type DagExecutionJob, derivedId, DomainStore, FINISHED_EXECUTION, QUEUES } from '@app/backplane';
 import { checkDag, type CommandPayload, type CommandResult, dagStream, ErrorCode, ProtocolError } from '@app/protocol';
-import { canAccess, type AuthContext } from '../auth/auth-context';
+import { type AuthContext, requireAccess } from '../auth/auth-context';
 import type { CommandIdentity } from './bot-commands.service';
 
 type ControlKind = 'pause' | 'resume' | 'cancel';
@@ -84,5 +84,5 @@ export class DagCommands {
 }
 
 function requireScope(auth: AuthContext, executionId: string): void {
-  if (!canAccess(auth, dagStream(executionId))) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover dag:${executionId}`);
+  requireAccess(auth, dagStream(executionId));
 }

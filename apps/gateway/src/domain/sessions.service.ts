@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DomainStore, type SessionRecord, StreamPublisher } from '@app/backplane';
 import { botStream, ErrorCode, ProtocolError, type SessionHistory } from '@app/protocol';
-import { canAccess, type AuthContext } from '../auth/auth-context';
+import { type AuthContext, requireAccess } from '../auth/auth-context';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 
 /** Chat sessions of bots: creation (announced as `session_created`) and history. */
@@ -33,7 +33,7 @@ export class SessionsService {
   async readable(auth: AuthContext, sessionId: string): Promise<SessionRecord> {
     const session = await this.store.getSession(sessionId);
     if (!session) throw new ProtocolError(ErrorCode.NOT_FOUND, `no session ${sessionId}`);
-    if (!canAccess(auth, botStream(session.botId))) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover bot:${session.botId}`);
+    requireAccess(auth, botStream(session.botId));
     return session;
   }
 

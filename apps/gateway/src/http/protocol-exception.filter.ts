@@ -1,7 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
-import { type ErrorBody, ErrorCode, ProtocolError } from '@app/protocol';
-import { isRedisUnavailable } from '@app/runtime';
+import { type ErrorBody, ErrorCode } from '@app/protocol';
+import { errorBody, knownError } from '../common/error-body';
 
 const STATUS: Record<ErrorCode, number> = {
   UNAUTHORIZED: 401,
@@ -35,8 +35,7 @@ export class ProtocolExceptionFilter implements ExceptionFilter {
   }
 
   private toBody(exception: unknown): ErrorBody {
-    if (exception instanceof ProtocolError) return exception.toBody();
-    if (isRedisUnavailable(exception)) return { code: ErrorCode.UNAVAILABLE, message: 'the backplane is unavailable; retry shortly', retryAfterMs: 1000 };
+    if (knownError(exception)) return errorBody(exception);
     // body-parser marks its errors with a `type`.
     const type = (exception as { type?: string } | null)?.type;
     if (type === 'entity.too.large') return { code: ErrorCode.PAYLOAD_TOO_LARGE, message: 'request body too large' };
@@ -48,6 +47,6 @@ export class ProtocolExceptionFilter implements ExceptionFilter {
       if (status >= 400 && status < 500) return { code: ErrorCode.VALIDATION_FAILED, message: exception.message };
     }
     this.logger.error({ msg: 'request failed', err: exception instanceof Error ? exception.stack : String(exception) });
-    return { code: ErrorCode.INTERNAL, message: 'internal error' };
+    return errorBody(exception);
   }
 }

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type Envelope, ErrorCode, type HelloPayload, isValidId, PROTOCOL_VERSION, type PresenceChange, ProtocolError } from '@app/protocol';
 import { ConnectionAuth } from '../auth/connection-auth.service';
+import { errorBody, knownError } from '../common/error-body';
 import { type AckCallback, CommandDispatcher } from '../commands/command-dispatcher';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { SessionsService } from '../domain/sessions.service';
@@ -70,7 +71,7 @@ export class ConnectionCore {
     } catch (error) {
       // The dispatcher answers every frame itself; this only keeps a bug from ending the process.
       this.logger.error({ msg: 'command dispatch threw', err: error instanceof Error ? error.stack : String(error) });
-      ack?.({ ok: false, error: { code: ErrorCode.INTERNAL, message: 'internal error' } });
+      ack?.({ ok: false, error: errorBody(error) });
     }
   }
 
@@ -109,9 +110,8 @@ export class ConnectionCore {
       if (!isValidId(sessionId)) throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'resume_session must match [A-Za-z0-9_.-]{1,128}');
       connection.emit('session_history', await this.sessions.history(connection.data.auth, sessionId));
     } catch (error) {
-      const body = error instanceof ProtocolError ? error.toBody() : { code: ErrorCode.INTERNAL, message: 'could not load the session' };
-      if (!(error instanceof ProtocolError)) this.logger.warn({ msg: 'resume_session failed', err: String(error) });
-      connection.emit('command_error', { error: body });
+      if (!knownError(error)) this.logger.warn({ msg: 'resume_session failed', err: String(error) });
+      connection.emit('command_error', { error: errorBody(error, 'could not load the session') });
     }
   }
 }
