@@ -129,8 +129,9 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
   }
 
   /** Listens to stream events of one type, on every subscribed stream. */
-  override on<T extends BotEventType | DagEventType>(type: T, listener: (envelope: EnvelopeOf<T>) => void): () => void;
   override on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void;
+  // `error` is the client's own event (a ProtocolError): stream `error` events come through `event`.
+  override on<T extends Exclude<BotEventType | DagEventType, keyof ClientEvents>>(type: T, listener: (envelope: EnvelopeOf<T>) => void): () => void;
   override on(event: string, listener: (...args: never[]) => void): () => void {
     if (event in CLIENT_EVENT_NAMES) return super.on(event as keyof ClientEvents, listener as ClientEvents[keyof ClientEvents]);
     const set = this.typeListeners.get(event) ?? new Set();
