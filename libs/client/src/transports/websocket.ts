@@ -19,7 +19,7 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike;
 export interface WebSocketTransportOptions {
   /**
    * The WebSocket class. Default: the global `WebSocket` (browsers, Node ≥ 22). On Node 20
-   * pass the `ws` package's: `webSocketTransport({ WebSocket: require('ws') })`.
+   * pass the `ws` package's class.
    */
   WebSocket?: WebSocketConstructor;
   /**
@@ -39,7 +39,9 @@ const OPEN = 1;
 export function webSocketTransport(options: WebSocketTransportOptions = {}): TransportFactory {
   const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!WebSocketClass) {
-    throw new Error('no global WebSocket here (Node < 22): pass one, e.g. webSocketTransport({ WebSocket: require("ws") }) or the client option `WebSocket`');
+    throw new Error(
+      'no global WebSocket here (Node < 22): pass the class of the `ws` package as `WebSocket` (a client option, or webSocketTransport({ WebSocket }))',
+    );
   }
   const helloTimeoutMs = options.helloTimeoutMs ?? 20_000;
 
