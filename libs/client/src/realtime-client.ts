@@ -296,8 +296,9 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
       // A fixed token that is refused will never work: stop instead of hammering the server.
       return this.fail(new ProtocolError(ErrorCode.UNAUTHORIZED, close.message));
     }
-    if (close.reason === 'elsewhere' && this.attempt < this.urls.length) {
-      // A draining pod: the next URL at once, unless every one was tried since the last hello.
+    if (close.reason === 'elsewhere' && (this.attempt === 0 || this.attempt + 1 < this.urls.length)) {
+      // A draining pod: the next URL at once while one is untried since the last hello (a
+      // single URL, behind a load balancer, once), then backoff, never a tight loop.
       return this.reconnectSoon(0);
     }
     // Lost, or refused with a token function (asked again for the next attempt): back off.
