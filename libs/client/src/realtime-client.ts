@@ -258,7 +258,7 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
         this.attempt = 0;
         this.setStatus('connected');
         this.emit('hello', hello);
-        this.commands.connected(id, this.sender(hello));
+        if (this.current?.transport) this.commands.connected(id, this.sender(this.current.transport, hello));
         for (const store of this.stores.values()) this.resubscribe(store, 'reconnect');
         this.scheduleTokenRefresh();
       },
@@ -279,7 +279,7 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
    * twice `maxPayloadBytes`, PROTOCOL.md §3) would get the connection closed, and be resent
    * on the next one, and so on: it is answered here, as the server answers a smaller excess.
    */
-  private sender(hello: HelloPayload): (request: CommandRequest, onAck: (ack: Ack) => void) => void {
+  private sender(transport: TransportConnection, hello: HelloPayload): (request: CommandRequest, onAck: (ack: Ack) => void) => void {
     const maxFrameBytes = hello.limits.maxPayloadBytes * 2;
     return (request, onAck) => {
       const bytes = frameBytes(request, maxFrameBytes);
@@ -287,7 +287,7 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
         const message = `command ${request.type} is ${bytes} bytes; the server reads at most ${maxFrameBytes}`;
         return onAck({ ok: false, error: { code: ErrorCode.PAYLOAD_TOO_LARGE, message } });
       }
-      this.current?.transport?.send(request, onAck);
+      transport.send(request, onAck);
     };
   }
 

@@ -43,5 +43,8 @@ export interface TransportConnection {
   close(): void;
 }
 
-/** Opens a connection. Errors that happen while opening are reported through `closed`. */
+/**
+ * Opens a connection. Errors that happen while opening are reported through `closed`; no
+ * handler is called before the factory has returned its connection.
+ */
 export type TransportFactory = (target: TransportTarget, handlers: TransportHandlers) => TransportConnection;
