@@ -2,6 +2,8 @@ import { RealtimeClient } from '@app/client';
 import type { BotEvent } from '@app/protocol';
 import { waitFor } from '@app/runtime';
 import { io } from 'socket.io-client';
+import { openPlain } from './support/plain-ws';
+import { SDK_TRANSPORTS, type SdkTransport, sdkClient } from './support/sdk';
 import { range } from './support/sockets';
 import { startSystem, type TestSystem } from './support/system';
 import { signToken } from './support/tokens';
@@ -12,21 +14,45 @@ import { signToken } from './support/tokens';
  */
 let system: TestSystem;
 const clients: RealtimeClient[] = [];
-beforeAll(async () => {
+beforeEach(async () => {
   system = await startSystem({ gateways: 2, workers: 1, env: { DRAIN_BATCH_SIZE: '3', DRAIN_BATCH_INTERVAL_MS: '250' } });
 });
-afterAll(async () => {
-  clients.forEach((c) => c.close());
+afterEach(async () => {
+  clients.splice(0).forEach((c) => c.close());
   await system?.stop();
 });
 
-it('drains a pod gracefully: clients move to the other pod with gapless stores', async () => {
+/** What a draining pod answers a new connection: Socket.IO's connect_error, or `/ws` closed 4409 (PROTOCOL.md §11). */
+async function refusal(transport: SdkTransport, url: string): Promise<unknown> {
+  if (transport === 'websocket') {
+    const socket = await openPlain(url, { token: await signToken() });
+    return { ...(await socket.closed), frames: socket.frames };
+  }
+  return new Promise<unknown>((resolve) => {
+    const socket = io(url, { auth: { token: 'irrelevant' }, transports: ['websocket'], reconnection: false, forceNew: true });
+    socket.once('connect_error', (error: Error & { data?: unknown }) => {
+      socket.close();
+      resolve(error.data);
+    });
+    socket.once('connect', () => {
+      socket.close();
+      resolve('connected');
+    });
+  });
+}
+
+const REFUSED: Record<SdkTransport, unknown> = {
+  'socket.io': { code: 'UNAVAILABLE', message: 'this server is draining; connect to another' },
+  websocket: { code: 4409, reason: 'DRAINING', frames: [] },
+};
+
+it.each(SDK_TRANSPORTS)('drains a pod gracefully: SDK clients over %s move to the other pod with gapless stores', async (transport) => {
   const stream = 'bot:drain-1';
   const [draining, other] = system.gateways;
   const statuses: string[] = [];
   const seen: number[][] = [];
   for (let i = 0; i < 12; i++) {
-    const client = new RealtimeClient({ url: [draining.url, other.url], token: () => signToken({ sub: `u${i}` }), backoff: { baseMs: 50, maxMs: 500 } });
+    const client = sdkClient(transport, { url: [draining.url, other.url], token: () => signToken({ sub: `u${i}` }), backoff: { baseMs: 50, maxMs: 500 } });
     const events: number[] = [];
     seen.push(events);
     client.on('event', (e) => events.push(e.seq));
@@ -53,18 +79,7 @@ it('drains a pod gracefully: clients move to the other pod with gapless stores',
     message: 'readiness red',
     intervalMs: 5,
   });
-  const refused = await new Promise<unknown>((resolve) => {
-    const socket = io(draining.url, { auth: { token: 'irrelevant' }, transports: ['websocket'], reconnection: false, forceNew: true });
-    socket.once('connect_error', (error: Error & { data?: unknown }) => {
-      socket.close();
-      resolve(error.data);
-    });
-    socket.once('connect', () => {
-      socket.close();
-      resolve('connected');
-    });
-  });
-  expect(refused).toEqual({ code: 'UNAVAILABLE', message: 'this server is draining; connect to another' });
+  expect(await refusal(transport, draining.url)).toEqual(REFUSED[transport]);
 
   expect(await exit).toBe(0);
   await waitFor(() => clients.every((c) => c.hello?.serverId === 'pod-2'), { message: 'every client on pod-2' });

@@ -1,7 +1,8 @@
 import type { PublishedEvent } from '@app/backplane';
-import { RealtimeClient } from '@app/client';
+import type { RealtimeClient } from '@app/client';
 import { type BotEvent, type Envelope, foldEvents, initialState, type StreamName } from '@app/protocol';
 import { waitFor } from '@app/runtime';
+import { SDK_TRANSPORTS, sdkClient } from './support/sdk';
 import { connectSocket, range, seqsOf, type TestSocket } from './support/sockets';
 import { startSystem, type TestSystem } from './support/system';
 import { signToken } from './support/tokens';
@@ -95,85 +96,90 @@ it('Redis restarts under a running system: readiness is red while it is down, an
   expect(a.events.length).toBeGreaterThan(before);
 });
 
-it('the SDK rides through a pod kill and a Redis restart with a gapless store', async () => {
-  const stream: StreamName = 'bot:sdk-faults';
-  const urls = system.gateways.map((g) => g.url);
-  const client = new RealtimeClient({ url: urls, token: () => signToken({ sub: 'sdk' }), backoff: { baseMs: 50, maxMs: 500 }, commandTimeoutMs: 20_000 });
-  clients.push(client);
-  const seen: number[] = [];
-  client.on('event', (e) => seen.push(e.seq));
-  const store = await client.subscribe(stream);
-  expect(client.hello?.serverId).toBe('pod-1');
+describe.each(SDK_TRANSPORTS)('the SDK over %s', (transport) => {
+  it('rides through a pod kill and a Redis restart with a gapless store', async () => {
+    const stream: StreamName = 'bot:sdk-faults';
+    const urls = system.gateways.map((g) => g.url);
+    const client = sdkClient(transport, { url: urls, token: () => signToken({ sub: 'sdk' }), backoff: { baseMs: 50, maxMs: 500 }, commandTimeoutMs: 20_000 });
+    clients.push(client);
+    const seen: number[] = [];
+    client.on('event', (e) => seen.push(e.seq));
+    const store = await client.subscribe(stream);
+    expect(client.hello?.serverId).toBe('pod-1');
 
-  const publisher = system.publisher();
-  const log: Array<{ draft: BotEvent; published: PublishedEvent }> = [];
-  const publish = async (count: number) => {
-    for (let i = 0; i < count; i++) {
-      const draft = thinking(log.length + 1);
-      log.push({ draft, published: await publisher.publish(stream, draft) });
-    }
-  };
-  await publish(30);
-  await waitFor(() => store.seq === 30, { message: 'store at 30' });
+    const publisher = system.publisher();
+    const log: Array<{ draft: BotEvent; published: PublishedEvent }> = [];
+    const publish = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const draft = thinking(log.length + 1);
+        log.push({ draft, published: await publisher.publish(stream, draft) });
+      }
+    };
+    await publish(30);
+    await waitFor(() => store.seq === 30, { message: 'store at 30' });
 
-  await system.gateways[0].kill();
-  // Sent while the client has no connection: it goes out, with its id, once it has one.
-  const session = client.command('new_session', { botId: 'elsewhere', title: 'sent while reconnecting' });
-  await publish(30);
-  await waitFor(() => client.hello?.serverId === 'pod-2' && store.seq === 60, { message: 'store at 60 through pod-2', timeoutMs: 20_000 });
-  await expect(session).resolves.toEqual({ sessionId: expect.any(String) });
+    await system.gateways[0].kill();
+    // Sent while the client has no connection: it goes out, with its id, once it has one.
+    const session = client.command('new_session', { botId: 'elsewhere', title: 'sent while reconnecting' });
+    await publish(30);
+    await waitFor(() => client.hello?.serverId === 'pod-2' && store.seq === 60, { message: 'store at 60 through pod-2', timeoutMs: 20_000 });
+    await expect(session).resolves.toEqual({ sessionId: expect.any(String) });
 
-  const resyncs: string[] = [];
-  client.on('resync', ({ reason }) => resyncs.push(reason));
-  const epochBefore = store.epoch;
-  await system.redis.restart?.();
-  await publish(30);
-  await waitFor(() => store.seq === 90, { message: 'store at 90 after the Redis restart', timeoutMs: 20_000 });
+    const resyncs: string[] = [];
+    client.on('resync', ({ reason }) => resyncs.push(reason));
+    const epochBefore = store.epoch;
+    await system.redis.restart?.();
+    await publish(30);
+    await waitFor(() => store.seq === 90, { message: 'store at 90 after the Redis restart', timeoutMs: 20_000 });
 
-  // A restarted Redis is a new lifetime of the master (a new replication id). The gateway
-  // cannot tell a clean restart from one that lost acknowledged writes (appendfsync
-  // everysec, RDB), so the stream goes on under a new epoch whose seqs continue from the
-  // surviving head, and the SDK takes one snapshot there: no event is lost (the snapshot
-  // is the fold of all of them, below), none is seen twice, the seqs never go back.
-  expect(store.epoch).not.toBe(epochBefore);
-  expect(resyncs).toContain('epoch');
-  expect(seen.slice(0, 60)).toEqual(range(1, 60));
-  const afterSnapshot = seen.slice(60);
-  expect(afterSnapshot).toEqual(range(91 - afterSnapshot.length, 90));
-  expect(store.duplicatesDropped).toBeGreaterThanOrEqual(0);
-  expect(store.state).toEqual(
-    foldEvents(
-      'bot',
-      initialState('bot'),
-      log.map(({ draft, published }) => ({ ...draft, ts: published.ts })),
-    ),
-  );
-  // Commands work after all that, and presence lost the dead pod's connection within the
-  // bound (three missed beats of 500 ms).
-  await waitFor(async () => JSON.stringify(await client.command('presence', { stream })) === JSON.stringify({ members: [{ userId: 'sdk', connections: 1 }] }), {
-    message: 'presence without the dead pod',
-    timeoutMs: 5_000,
-    intervalMs: 200,
+    // A restarted Redis is a new lifetime of the master (a new replication id). The gateway
+    // cannot tell a clean restart from one that lost acknowledged writes (appendfsync
+    // everysec, RDB), so the stream goes on under a new epoch whose seqs continue from the
+    // surviving head, and the SDK takes one snapshot there: no event is lost (the snapshot
+    // is the fold of all of them, below), none is seen twice, the seqs never go back.
+    expect(store.epoch).not.toBe(epochBefore);
+    expect(resyncs).toContain('epoch');
+    expect(seen.slice(0, 60)).toEqual(range(1, 60));
+    const afterSnapshot = seen.slice(60);
+    expect(afterSnapshot).toEqual(range(91 - afterSnapshot.length, 90));
+    expect(store.duplicatesDropped).toBeGreaterThanOrEqual(0);
+    expect(store.state).toEqual(
+      foldEvents(
+        'bot',
+        initialState('bot'),
+        log.map(({ draft, published }) => ({ ...draft, ts: published.ts })),
+      ),
+    );
+    // Commands work after all that, and presence lost the dead pod's connection within the
+    // bound (three missed beats of 500 ms).
+    await waitFor(
+      async () => JSON.stringify(await client.command('presence', { stream })) === JSON.stringify({ members: [{ userId: 'sdk', connections: 1 }] }),
+      {
+        message: 'presence without the dead pod',
+        timeoutMs: 5_000,
+        intervalMs: 200,
+      },
+    );
   });
-});
 
-it('the SDK takes a fresh snapshot when Redis lost its data (a new epoch)', async () => {
-  const stream: StreamName = 'bot:sdk-epoch';
-  const client = new RealtimeClient({ url: system.gateways[1].url, token: () => signToken({ sub: 'sdk' }), backoff: { baseMs: 50, maxMs: 500 } });
-  clients.push(client);
-  const resyncs: string[] = [];
-  client.on('resync', ({ reason }) => resyncs.push(reason));
-  const store = await client.subscribe(stream);
-  const publisher = system.publisher();
-  for (let i = 1; i <= 5; i++) await publisher.publish(stream, { type: 'session_created', payload: { sessionId: `old-${i}`, title: 'old' } });
-  await waitFor(() => store.seq === 5);
-  const oldEpoch = store.epoch;
+  it('takes a fresh snapshot when Redis lost its data (a new epoch)', async () => {
+    const stream: StreamName = 'bot:sdk-epoch';
+    const client = sdkClient(transport, { url: system.gateways[1].url, token: () => signToken({ sub: 'sdk' }), backoff: { baseMs: 50, maxMs: 500 } });
+    clients.push(client);
+    const resyncs: string[] = [];
+    client.on('resync', ({ reason }) => resyncs.push(reason));
+    const store = await client.subscribe(stream);
+    const publisher = system.publisher();
+    for (let i = 1; i <= 5; i++) await publisher.publish(stream, { type: 'session_created', payload: { sessionId: `old-${i}`, title: 'old' } });
+    await waitFor(() => store.seq === 5);
+    const oldEpoch = store.epoch;
 
-  await system.redis.restart?.({ wipe: true });
-  await waitFor(async () => (await readyStatus(system.gateways[1].url)) === 200, { message: 'gateway ready', timeoutMs: 20_000 });
-  const fresh = await publisher.publish(stream, { type: 'session_created', payload: { sessionId: 'new-1', title: 'new' } });
-  await waitFor(() => store.epoch === fresh.epoch && store.seq === 1 && store.status === 'live', { message: 'store on the new epoch', timeoutMs: 20_000 });
-  expect(store.epoch).not.toBe(oldEpoch);
-  expect(store.state.sessions.map((s) => s.sessionId)).toEqual(['new-1']);
-  expect(resyncs).toContain('epoch');
+    await system.redis.restart?.({ wipe: true });
+    await waitFor(async () => (await readyStatus(system.gateways[1].url)) === 200, { message: 'gateway ready', timeoutMs: 20_000 });
+    const fresh = await publisher.publish(stream, { type: 'session_created', payload: { sessionId: 'new-1', title: 'new' } });
+    await waitFor(() => store.epoch === fresh.epoch && store.seq === 1 && store.status === 'live', { message: 'store on the new epoch', timeoutMs: 20_000 });
+    expect(store.epoch).not.toBe(oldEpoch);
+    expect(store.state.sessions.map((s) => s.sessionId)).toEqual(['new-1']);
+    expect(resyncs).toContain('epoch');
+  });
 });

@@ -1,3 +1,5 @@
 export * from './backoff';
 export * from './realtime-client';
 export * from './stream-store';
+export * from './transport';
+export * from './transports/websocket';

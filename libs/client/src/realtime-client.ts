@@ -2,29 +2,28 @@ import {
   type Ack,
   type BotEventPayloads,
   type BotEventType,
-  type ClientToServerEvents,
   type CommandPayload,
+  type CommandRequest,
   type CommandResult,
   type CommandType,
   type DagEventPayloads,
   type DagEventType,
-  type DrainingNotice,
   type Envelope,
   ErrorCode,
   type HelloPayload,
   type PresenceChange,
   ProtocolError,
-  type ServerToClientEvents,
   type SessionHistory,
   type StreamKind,
   type StreamName,
   type CommandError,
 } from '@app/protocol';
-import { io, type Socket } from 'socket.io-client';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff';
 import { TypedEmitter } from './emitter';
 import { PendingCommands } from './pending-commands';
 import { type ResyncReason, StreamStore } from './stream-store';
+import type { TransportClose, TransportConnection, TransportFactory, TransportHandlers } from './transport';
+import { type WebSocketConstructor, webSocketTransport } from './transports/websocket';
 
 export type TokenSource = string | (() => string | Promise<string>);
 
@@ -33,6 +32,16 @@ export interface RealtimeClientOptions {
   url: string | string[];
   /** The JWT, or a function giving a fresh one (called at every connect and before expiry). */
   token: TokenSource;
+  /**
+   * The wire: `'socket.io'` (PROTOCOL.md §1, the default; needs the `socket.io-client`
+   * package, loaded only when chosen), `'websocket'` (the plain `/ws` of §11, no dependency),
+   * or a transport factory of your own. Every transport gets the same reconnects,
+   * resubscriptions and gapless stores.
+   */
+  transport?: 'socket.io' | 'websocket' | TransportFactory;
+  /** For `transport: 'websocket'` where there is no global `WebSocket` (Node 20): the `ws` package's class. */
+  WebSocket?: WebSocketConstructor;
+  /** For `transport: 'socket.io'`: Socket.IO's own transports. @default ['websocket'] */
   transports?: Array<'websocket' | 'polling'>;
   /** How long `command()` keeps trying (resends included) before it fails with TIMEOUT. */
   commandTimeoutMs?: number;
@@ -54,7 +63,8 @@ export type EnvelopeOf<T extends string> = T extends 'error'
       ? Envelope<T, DagEventPayloads[T]>
       : Envelope;
 
-interface ClientEvents {
+/** What a RealtimeClient emits besides stream events by type (`on('message', …)`). */
+export interface ClientEvents {
   status: (status: ConnectionStatus) => void;
   hello: (hello: HelloPayload) => void;
   event: (envelope: Envelope) => void;
@@ -66,21 +76,22 @@ interface ClientEvents {
   error: (error: ProtocolError) => void;
 }
 
-type RawSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-
 /** The store of a stream name: `subscribe('bot:demo')` gives a bot stream's store. */
 export type StoreOf<S extends StreamName> = S extends `bot:${string}` ? StreamStore<'bot'> : S extends `dag:${string}` ? StreamStore<'dag'> : StreamStore;
 
 /**
- * The typed SDK for dashboards and tests. It keeps one connection to a gateway alive
- * (reconnecting with full-jitter backoff capped at 30 s), resubscribes every stream from
- * its position after a reconnect, keeps a per-stream store folded with the protocol's
- * reducers, and resends unacknowledged commands with their id.
+ * The typed SDK for dashboards and tests. It keeps one connection to a gateway alive, over
+ * Socket.IO or the plain `/ws` (see `transport`), reconnecting with full-jitter backoff
+ * capped at 30 s; resubscribes every stream from its position after a reconnect; keeps a
+ * per-stream store folded with the protocol's reducers; and resends unacknowledged
+ * commands with their id. None of that depends on the transport.
  */
 export class RealtimeClient extends TypedEmitter<ClientEvents> {
   status: ConnectionStatus = 'idle';
   hello: HelloPayload | null = null;
-  private socket: RawSocket | null = null;
+  /** The connection being opened or open; its id tells its callbacks from a dropped one's. */
+  private current: { id: number; transport: TransportConnection | null } | null = null;
+  private readonly transportFactory: () => Promise<TransportFactory>;
   private connectionSeq = 0;
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
@@ -95,12 +106,13 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
     super();
     this.urls = Array.isArray(options.url) ? [...options.url] : [options.url];
     if (this.urls.length === 0) throw new Error('RealtimeClient needs at least one url');
+    this.transportFactory = chooseTransport(options);
     if (options.autoConnect !== false) this.connect();
   }
 
   /** Opens the connection (again, after `close()`). */
   connect(): void {
-    if (this.socket || this.reconnectTimer) return;
+    if (this.current || this.reconnectTimer) return;
     this.setStatus('connecting');
     this.open();
   }
@@ -110,15 +122,16 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.reconnectTimer = null;
-    this.dropSocket();
+    this.dropConnection();
     this.commands.failAll(new ProtocolError(ErrorCode.UNAVAILABLE, 'client closed'));
     for (const store of this.stores.values()) store.close();
     this.stores.clear();
   }
 
   /** Listens to stream events of one type, on every subscribed stream. */
-  override on<T extends BotEventType | DagEventType>(type: T, listener: (envelope: EnvelopeOf<T>) => void): () => void;
   override on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void;
+  // `error` is the client's own event (a ProtocolError): stream `error` events come through `event`.
+  override on<T extends Exclude<BotEventType | DagEventType, keyof ClientEvents>>(type: T, listener: (envelope: EnvelopeOf<T>) => void): () => void;
   override on(event: string, listener: (...args: never[]) => void): () => void {
     if (event in CLIENT_EVENT_NAMES) return super.on(event as keyof ClientEvents, listener as ClientEvents[keyof ClientEvents]);
     const set = this.typeListeners.get(event) ?? new Set();
@@ -219,51 +232,86 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
 
   private open(): void {
     const url = this.urls[this.attempt % this.urls.length];
-    const connection = ++this.connectionSeq;
-    const socket: RawSocket = io(url, {
-      transports: this.options.transports ?? ['websocket'],
-      reconnection: false,
-      forceNew: true,
-      auth: (cb) => {
-        void resolveToken(this.options.token).then(
-          (token) => cb({ token }),
-          () => cb({ token: '' }),
-        );
+    const current = { id: ++this.connectionSeq, transport: null as TransportConnection | null };
+    this.current = current;
+    void Promise.all([this.transportFactory(), resolveToken(this.options.token)]).then(
+      ([factory, token]) => {
+        if (this.current !== current) return;
+        current.transport = factory({ url, token, resumeSession: this.options.resumeSession }, this.handlersFor(current.id));
       },
-      ...(this.options.resumeSession ? { query: { resume_session: this.options.resumeSession } } : {}),
-    });
-    this.socket = socket;
-
-    socket.on('hello', (hello) => {
-      this.hello = hello;
-      this.attempt = 0;
-      this.setStatus('connected');
-      this.emit('hello', hello);
-      this.commands.connected(connection, (request, onAck) => socket.emit('command', request, onAck as (ack: Ack) => void));
-      for (const store of this.stores.values()) this.resubscribe(store, 'reconnect');
-      this.scheduleTokenRefresh();
-    });
-    socket.on('event', (envelope) => this.stores.get(envelope.stream)?.receive(envelope));
-    socket.on('presence', (change) => this.emit('presence', change));
-    socket.on('session_history', (history) => this.emit('session_history', history));
-    socket.on('command_error', (error) => this.emit('command_error', error));
-    socket.on('draining', (notice: DrainingNotice) => this.reconnectSoon(socket, notice.reconnectInMs));
-    socket.on('auth_expired', () => this.reconnectSoon(socket, 0));
-    socket.on('connect_error', (error: Error & { data?: { code?: string; message?: string } }) => {
-      if (error.data?.code === ErrorCode.UNAUTHORIZED && typeof this.options.token === 'string') {
-        // A fixed token that is refused will never work: stop instead of hammering the server.
-        this.close();
-        this.emit('error', new ProtocolError(ErrorCode.UNAUTHORIZED, error.data.message ?? 'unauthorized'));
-        return;
-      }
-      this.scheduleReconnect(socket);
-    });
-    socket.on('disconnect', () => this.scheduleReconnect(socket));
+      (error: unknown) => {
+        if (this.current !== current) return;
+        if (error instanceof TransportUnavailable) return this.fail(new ProtocolError(ErrorCode.UNAVAILABLE, error.message));
+        // The token function failed: try again later, as after a refused handshake.
+        this.scheduleReconnect(current.id);
+      },
+    );
   }
 
-  private reconnectSoon(socket: RawSocket, delayMs: number): void {
-    if (this.socket !== socket) return;
-    this.dropSocket();
+  /** What the transport reports, for one connection: anything from a dropped one is ignored. */
+  private handlersFor(id: number): TransportHandlers {
+    const live = () => this.current?.id === id;
+    return {
+      hello: (hello) => {
+        if (!live()) return;
+        this.hello = hello;
+        this.attempt = 0;
+        this.setStatus('connected');
+        this.emit('hello', hello);
+        if (this.current?.transport) this.commands.connected(id, this.sender(this.current.transport, hello));
+        for (const store of this.stores.values()) this.resubscribe(store, 'reconnect');
+        this.scheduleTokenRefresh();
+      },
+      event: (envelope) => {
+        if (live()) this.stores.get(envelope.stream)?.receive(envelope);
+      },
+      presence: (change) => live() && this.emit('presence', change),
+      sessionHistory: (history) => live() && this.emit('session_history', history),
+      commandError: (error) => live() && this.emit('command_error', error),
+      draining: (notice) => live() && this.reconnectSoon(notice.reconnectInMs),
+      authExpired: () => live() && this.reconnectSoon(0),
+      closed: (close) => live() && this.connectionClosed(id, close),
+    };
+  }
+
+  /**
+   * Sends on the current transport. A command too large for the server even to read (over
+   * twice `maxPayloadBytes`, PROTOCOL.md §3) would get the connection closed, and be resent
+   * on the next one, and so on: it is answered here, as the server answers a smaller excess.
+   */
+  private sender(transport: TransportConnection, hello: HelloPayload): (request: CommandRequest, onAck: (ack: Ack) => void) => void {
+    const maxFrameBytes = hello.limits.maxPayloadBytes * 2;
+    return (request, onAck) => {
+      const bytes = frameBytes(request, maxFrameBytes);
+      if (bytes > maxFrameBytes) {
+        const message = `command ${request.type} is ${bytes} bytes; the server reads at most ${maxFrameBytes}`;
+        return onAck({ ok: false, error: { code: ErrorCode.PAYLOAD_TOO_LARGE, message } });
+      }
+      transport.send(request, onAck);
+    };
+  }
+
+  private connectionClosed(id: number, close: TransportClose): void {
+    if (close.reason === 'unauthorized' && typeof this.options.token === 'string') {
+      // A fixed token that is refused will never work: stop instead of hammering the server.
+      return this.fail(new ProtocolError(ErrorCode.UNAUTHORIZED, close.message));
+    }
+    if (close.reason === 'elsewhere' && (this.attempt === 0 || this.attempt + 1 < this.urls.length)) {
+      // A draining pod: the next URL at once while one is untried since the last hello (a
+      // single URL, behind a load balancer, once), then backoff, never a tight loop.
+      return this.reconnectSoon(0);
+    }
+    // Lost, or refused with a token function (asked again for the next attempt): back off.
+    this.scheduleReconnect(id);
+  }
+
+  private fail(error: ProtocolError): void {
+    this.close();
+    this.emit('error', error);
+  }
+
+  private reconnectSoon(delayMs: number): void {
+    this.dropConnection();
     this.setStatus('reconnecting');
     this.attempt++;
     this.reconnectTimer = setTimeout(() => {
@@ -272,20 +320,17 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
     }, delayMs);
   }
 
-  private scheduleReconnect(socket: RawSocket): void {
-    if (this.socket !== socket || this.status === 'closed') return;
-    this.reconnectSoon(socket, backoffDelay(this.attempt, this.options.backoff ?? DEFAULT_BACKOFF));
+  private scheduleReconnect(id: number): void {
+    if (this.current?.id !== id || this.status === 'closed') return;
+    this.reconnectSoon(backoffDelay(this.attempt, this.options.backoff ?? DEFAULT_BACKOFF));
   }
 
-  private dropSocket(): void {
-    const socket = this.socket;
-    this.socket = null;
+  private dropConnection(): void {
+    const current = this.current;
+    this.current = null;
     this.hello = null;
     this.commands.disconnected();
-    if (socket) {
-      socket.removeAllListeners();
-      socket.close();
-    }
+    current?.transport?.close();
   }
 
   /** With a token function, refresh a minute before expiry so the connection never lapses. */
@@ -346,4 +391,37 @@ export function tokenExpiry(token: string): number | null {
 function newCommandId(counter: number): string {
   const random = globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   return `c-${random}-${counter}`;
+}
+
+/** The transport could not be had at all (a missing optional package): retrying will not help. */
+class TransportUnavailable extends Error {}
+
+/**
+ * The transport factory the options ask for. The plain one is made at once (a missing global
+ * `WebSocket` throws from the constructor); Socket.IO is imported on first use, so an
+ * application on `/ws` alone never loads `socket.io-client` and need not install it.
+ */
+function chooseTransport(options: RealtimeClientOptions): () => Promise<TransportFactory> {
+  const choice = options.transport ?? 'socket.io';
+  if (typeof choice === 'function') return () => Promise.resolve(choice);
+  if (choice === 'websocket') {
+    const factory = webSocketTransport({ WebSocket: options.WebSocket });
+    return () => Promise.resolve(factory);
+  }
+  if (choice !== 'socket.io') throw new Error(`unknown transport ${String(choice)}: use 'socket.io', 'websocket' or a transport factory`);
+  let loading: Promise<TransportFactory> | undefined;
+  return () =>
+    (loading ??= import('./transports/socket-io').then(
+      ({ socketIoTransport }) => socketIoTransport({ transports: options.transports }),
+      (error: unknown) => {
+        throw new TransportUnavailable(`the socket.io transport needs the socket.io-client package: ${error instanceof Error ? error.message : String(error)}`);
+      },
+    ));
+}
+
+/** The UTF-8 size of a command frame, counted exactly only when it might matter. */
+function frameBytes(request: CommandRequest, limit: number): number {
+  const text = JSON.stringify(request);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: far below the limit, nobody needs the exact count.
+  return text.length * 3 <= limit ? text.length : new TextEncoder().encode(text).length;
 }
