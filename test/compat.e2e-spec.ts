@@ -31,6 +31,13 @@ async function connect<F>(pod: number, path: string, query: Record<string, strin
   return socket;
 }
 
+/** A compat socket without a token is closed 4401 at once and sent nothing. */
+async function refusedWithoutToken(path: string, query: Record<string, string>): Promise<void> {
+  const anonymous = await openJson<unknown>(system.gateways[0].url, { path, query });
+  expect(await anonymous.closed).toEqual({ code: 4401, reason: 'UNAUTHORIZED' });
+  expect(anonymous.frames).toEqual([]);
+}
+
 /** Sends a frame and waits for the first frame after it that matches. */
 async function answer<F>(socket: JsonTestSocket<F>, frame: unknown, match: (f: F) => boolean, what?: string): Promise<F> {
   const from = socket.frames.length;
@@ -175,6 +182,7 @@ describe('PocketPaw session socket (/compat/pocketpaw/ws)', () => {
     expect(await answer(outOfScope, { action: 'message', content: 'x' }, isError)).toMatchObject({ code: 'FORBIDDEN' });
     const noBot = await pocketpaw(1, {});
     expect(await noBot.next(isError)).toMatchObject({ code: 'VALIDATION_FAILED', content: expect.stringContaining('?bot=') });
+    await refusedWithoutToken('/compat/pocketpaw/ws', { bot: 'pp-bad' });
   });
 });
 
@@ -276,6 +284,7 @@ describe('CachiBot socket (/compat/cachibot/ws)', () => {
 
     const outOfScope = await cachibot(1, { bot: 'cb-elsewhere' }, { scope: ['bot:cb-bad'] });
     expect((await outOfScope.next(isError)).payload.code).toBe('FORBIDDEN');
+    await refusedWithoutToken('/compat/cachibot/ws', { bot: 'cb-bad' });
   });
 });
 
@@ -398,5 +407,6 @@ describe('DAG dashboard socket (/api/dags/:executionId/stream)', () => {
     expect(await outOfScope.next(isError)).toMatchObject({ code: 'FORBIDDEN' });
     const badId = await dashboard(1, 'bad%20id');
     expect(await badId.next(isError)).toMatchObject({ code: 'VALIDATION_FAILED' });
+    await refusedWithoutToken(`/api/dags/${executionId}/stream`, {});
   });
 });
