@@ -4,7 +4,7 @@ import type { DagDefinition, DagState } from '@app/protocol';
 import { waitFor } from '@app/runtime';
 import { type JsonTestSocket, openJson, openPlain } from './support/plain-ws';
 import { startSystem, type TestSystem } from './support/system';
-import { signToken } from './support/tokens';
+import { signToken, TEST_API_KEY } from './support/tokens';
 
 /**
  * The compatibility endpoints (PROTOCOL.md §13), driven as their original dashboards drive
@@ -36,6 +36,17 @@ async function refusedWithoutToken(path: string, query: Record<string, string>):
   const anonymous = await openJson<unknown>(system.gateways[0].url, { path, query });
   expect(await anonymous.closed).toEqual({ code: 4401, reason: 'UNAUTHORIZED' });
   expect(anonymous.frames).toEqual([]);
+}
+
+/** A message from an outside platform to a bot (PROTOCOL.md §7): published as platform_message, answered by a run. */
+async function inbound(botId: string, content: string): Promise<{ sessionId: string; runId: string }> {
+  const response = await fetch(`${system.gateways[1].url}/v1/bots/${botId}/inbound`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json', connection: 'close' },
+    body: JSON.stringify({ platform: 'telegram', chatId: '991', content }),
+  });
+  expect(response.status).toBe(202);
+  return (await response.json()) as { sessionId: string; runId: string };
 }
 
 /** Sends a frame and waits for the first frame after it that matches. */
@@ -146,6 +157,25 @@ describe('PocketPaw session socket (/compat/pocketpaw/ws)', () => {
     expect(textOf(a, runId, from)).toBe(whole);
     expect(textOf(b, runId)).toBe(whole);
     expect(end).toMatchObject({ run_id: runId, session_id: sessionId, status: 'completed' });
+  });
+
+  it("puts a platform's message in every session socket's inbox, and shows its run only to that session", async () => {
+    const s = await pocketpaw(0, { bot: 'pp-inbox' });
+    await answer(s, { action: 'new_session' }, (f) => f.type === 'session_switched');
+    const accepted = await inbound('pp-inbox', 'hello from telegram');
+    expect(await s.next((f) => f.type === 'inbox_update')).toEqual({
+      type: 'inbox_update',
+      session_id: accepted.sessionId,
+      platform: 'telegram',
+      chat_id: '991',
+      role: 'user',
+      content: 'hello from telegram',
+    });
+    const elsewhere = await pocketpaw(1, { bot: 'pp-inbox', resume_session: accepted.sessionId });
+    await elsewhere.next((f) => f.type === 'stream_end' && f.run_id === accepted.runId, 0, 'the run answering it');
+    // s, in another session, got the inbox entry and nothing of the run (same pod check as above).
+    await answer(s, { action: 'nope' }, isError);
+    expect(s.frames.filter((f) => f.run_id === accepted.runId)).toEqual([]);
   });
 
   it('opens new sessions and switches between them', async () => {
@@ -269,6 +299,24 @@ describe('CachiBot socket (/compat/cachibot/ws)', () => {
     expect(sessions).toHaveLength(2);
     expect(sessions[1]).toBe(sessions[0]);
     expect(first.payload.runId).toBe((watcher.events.find((e) => e.type === 'run_started')?.payload as { runId: string }).runId);
+  });
+
+  it('syncs a platform message and shows the run that answers it', async () => {
+    const s = await cachibot(0, { bot: 'cb-platform' });
+    await answer(s, { type: 'cancel' }, isError); // live from here on
+    const accepted = await inbound('cb-platform', 'hi from telegram');
+    const synced = await s.next((f) => f.type === 'platform_message', 0, 'platform_message');
+    expect(synced.payload).toEqual({
+      botId: 'cb-platform',
+      chatId: '991',
+      sessionId: accepted.sessionId,
+      role: 'user',
+      content: 'hi from telegram',
+      messageId: expect.any(String),
+      platform: 'telegram',
+    });
+    const done = await doneOf(s);
+    expect(done.payload).toMatchObject({ chatId: accepted.sessionId, runId: accepted.runId, status: 'completed', replyToId: synced.payload.messageId });
   });
 
   it('answers bad input with its error frame and carries on', async () => {
