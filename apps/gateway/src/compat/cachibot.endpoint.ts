@@ -17,7 +17,7 @@ import type { PlainEndpoint } from '../plain-ws/plain-endpoint';
 import { PlainWsServer } from '../plain-ws/plain-ws.server';
 import { ConnectionCore } from '../realtime/connection-core';
 import { type CachiBotFrame, cachiBotErrorFrame, cachiBotFrame, type CachiBotRequest, cachiBotRequestOf, cachiBotResyncFrames } from './cachibot.frames';
-import { BINARY_FRAME, connectionNotice, frameFields, invalid } from './client-frames';
+import { BINARY_FRAME, connectionNotice, frameFields, invalid, missingBot } from './client-frames';
 import { BoundedMap, CompatLink, mapSafely, resultOf, TOO_MANY_WAITING } from './compat-link';
 
 export const CACHIBOT_PATH = '/compat/cachibot/ws';
@@ -67,7 +67,7 @@ export class CachiBotEndpoint implements PlainEndpoint {
     const state = new CachiBotLink(new CompatLink(connection, this.core, 'cb'), isValidId(bot) ? bot : undefined);
     connection.state = state;
     const fail = (error: ErrorBody) => send(connection, cachiBotErrorFrame(error));
-    if (state.botId === undefined) return fail(noBot().toBody());
+    if (state.botId === undefined) return fail(missingBot().toBody());
     const stream = botStream(state.botId);
     state.link.enqueue(
       () =>
@@ -112,7 +112,7 @@ export class CachiBotEndpoint implements PlainEndpoint {
 
   private async act(state: CachiBotLink, request: CachiBotRequest): Promise<void> {
     const { link, botId } = state;
-    if (botId === undefined) throw noBot();
+    if (botId === undefined) throw missingBot();
     switch (request.type) {
       case 'chat': {
         if (request.botId !== undefined && request.botId !== botId) throw invalid('payload.botId', 'equals', `this socket serves bot ${botId}`);
@@ -159,8 +159,4 @@ export class CachiBotEndpoint implements PlainEndpoint {
 
 function send(connection: PlainConnection, frame: CachiBotFrame): void {
   connection.send(frame);
-}
-
-function noBot() {
-  return invalid('bot', 'matches', 'connect with ?bot=<botId> (matching [A-Za-z0-9_.-]{1,128})');
 }

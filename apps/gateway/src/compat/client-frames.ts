@@ -48,6 +48,11 @@ export function invalid(field: string, constraint: string, message: string): Pro
   return new ProtocolError(ErrorCode.VALIDATION_FAILED, message, details);
 }
 
+/** A bot socket opened without a usable `?bot=`: it says so, and every frame it gets is answered the same. */
+export function missingBot(): ProtocolError {
+  return invalid('bot', 'matches', 'connect with ?bot=<botId> (matching [A-Za-z0-9_.-]{1,128})');
+}
+
 export function unknownAction(name: string, value: unknown, known: readonly string[]): ProtocolError {
   const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : 'missing';
   return new ProtocolError(ErrorCode.UNKNOWN_COMMAND, `unknown ${name} ${shown}; this endpoint takes ${known.join(', ')}`);

@@ -53,7 +53,7 @@ export class DagStreamEndpoint implements PlainEndpoint {
     const state: DagLink = { link: new CompatLink(connection, this.core, 'dag'), executionId };
     connection.state = state;
     if (executionId === undefined) {
-      return send(connection, dagErrorFrame(invalid('executionId', 'matches', 'the execution id must match [A-Za-z0-9_.-]{1,128}').toBody()));
+      return send(connection, dagErrorFrame(badExecutionId().toBody()));
     }
     state.link.enqueue(
       () =>
@@ -88,7 +88,7 @@ export class DagStreamEndpoint implements PlainEndpoint {
     const { link, executionId } = connection.state as DagLink;
     const fail = (error: ErrorBody) => send(connection, dagErrorFrame(error));
     const queued = link.enqueue(async () => {
-      if (executionId === undefined) throw invalid('executionId', 'matches', 'the execution id must match [A-Za-z0-9_.-]{1,128}');
+      if (executionId === undefined) throw badExecutionId();
       const fields = frameFields(frame, raw);
       const command = dagCommandOf(fields, executionId);
       const ack = await link.run(command);
@@ -104,4 +104,8 @@ export class DagStreamEndpoint implements PlainEndpoint {
 
 function send(connection: PlainConnection, frame: DagDashboardFrame): void {
   connection.send(frame);
+}
+
+function badExecutionId() {
+  return invalid('executionId', 'matches', 'the execution id in the path must match [A-Za-z0-9_.-]{1,128}');
 }

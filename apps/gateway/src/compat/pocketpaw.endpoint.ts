@@ -17,7 +17,7 @@ import type { PlainConnection } from '../plain-ws/plain-connection';
 import type { PlainEndpoint } from '../plain-ws/plain-endpoint';
 import { PlainWsServer } from '../plain-ws/plain-ws.server';
 import { ConnectionCore } from '../realtime/connection-core';
-import { BINARY_FRAME, connectionNotice, frameFields, invalid } from './client-frames';
+import { BINARY_FRAME, connectionNotice, frameFields, missingBot } from './client-frames';
 import { BoundedMap, CompatLink, mapSafely, resultOf, TOO_MANY_WAITING } from './compat-link';
 import {
   concernsSession,
@@ -82,7 +82,7 @@ export class PocketPawEndpoint implements PlainEndpoint {
     const bot = query.get('bot');
     const state = new PocketPawLink(new CompatLink(connection, this.core, 'pp'), isValidId(bot) ? bot : undefined);
     connection.state = state;
-    if (state.botId === undefined) return send(connection, pocketPawErrorFrame(noBot().toBody()));
+    if (state.botId === undefined) return send(connection, pocketPawErrorFrame(missingBot().toBody()));
     const resume = query.get('resume_session') ?? undefined;
     state.link.enqueue(
       () => this.resync(state, resume),
@@ -119,7 +119,7 @@ export class PocketPawEndpoint implements PlainEndpoint {
   private async act(state: PocketPawLink, action: PocketPawAction): Promise<void> {
     const { link } = state;
     const botId = state.botId;
-    if (botId === undefined) throw noBot();
+    if (botId === undefined) throw missingBot();
     switch (action.action) {
       case 'message': {
         // A session first, so this socket shows the run from its first event.
@@ -203,8 +203,4 @@ export class PocketPawEndpoint implements PlainEndpoint {
 
 function send(connection: PlainConnection, frame: PocketPawFrame): void {
   connection.send(frame);
-}
-
-function noBot() {
-  return invalid('bot', 'matches', 'connect with ?bot=<botId> (matching [A-Za-z0-9_.-]{1,128})');
 }
