@@ -213,6 +213,10 @@ describe('PocketPaw session socket (/compat/pocketpaw/ws)', () => {
     const noBot = await pocketpaw(1, {});
     expect(await noBot.next(isError)).toMatchObject({ code: 'VALIDATION_FAILED', content: expect.stringContaining('?bot=') });
     await refusedWithoutToken('/compat/pocketpaw/ws', { bot: 'pp-bad' });
+    // A token that runs out: PocketPaw's error frame says so, then the close 4401.
+    const expiring = await pocketpaw(0, { bot: 'pp-bad' }, { expiresInSeconds: 2 });
+    expect(await expiring.next(isError, 0, 'the expiry notice')).toMatchObject({ code: 'UNAUTHORIZED', content: 'token expired' });
+    expect((await expiring.closed).code).toBe(4401);
   });
 });
 
