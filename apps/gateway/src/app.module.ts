@@ -1,4 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { CompatModule } from './compat/compat.module';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { HttpModule } from './http/http.module';
@@ -14,7 +15,7 @@ export class AppModule {
   static forRoot(config: GatewayConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), MetricsModule, LifecycleModule, RedisModule, RealtimeModule, PlainWsModule, HttpModule],
+      imports: [ConfigModule.forRoot(config), MetricsModule, LifecycleModule, RedisModule, RealtimeModule, PlainWsModule, CompatModule, HttpModule],
     };
   }
 }

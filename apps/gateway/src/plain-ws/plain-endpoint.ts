@@ -13,6 +13,12 @@ export interface PlainEndpoint {
   match(pathname: string): Record<string, string> | null;
   /** May a socket with no `?token=` authenticate with a first `{ type: "auth", token }` frame? */
   readonly acceptsAuthFrame: boolean;
+  /**
+   * Whether the core answers `?resume_session=` with `session_history` right after `hello`.
+   * A compatibility endpoint says no: it resumes the session itself, in its own frames and
+   * in order with its resync, or has no sessions.
+   */
+  readonly coreResumesSession: boolean;
   /** A server event as this endpoint's text frame, or undefined to send nothing. */
   encode<E extends keyof ServerToClientEvents>(connection: PlainConnection, event: E, payload: Parameters<ServerToClientEvents[E]>[0]): string | undefined;
   /** The connection is authenticated and open in the core (after `hello`). */

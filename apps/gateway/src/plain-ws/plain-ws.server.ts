@@ -141,7 +141,7 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
     ws.on('close', onClose);
     this.connections.add(connection);
     this.metrics.plainConnections.inc({ endpoint: endpoint.name });
-    this.core.opened(connection, query.get('resume_session') ?? undefined);
+    this.core.opened(connection, endpoint.coreResumesSession ? (query.get('resume_session') ?? undefined) : undefined);
     try {
       endpoint.opened(connection, params, query);
     } catch (error) {

@@ -14,6 +14,7 @@ import { PlainWsServer } from './plain-ws.server';
 export class WsEndpoint implements PlainEndpoint {
   readonly name = 'ws';
   readonly acceptsAuthFrame = true;
+  readonly coreResumesSession = true;
   /** A stream event reaches every connection live in the stream as the same text: encoded once. */
   private lastEnvelope: Envelope | undefined;
   private lastEnvelopeText = '';

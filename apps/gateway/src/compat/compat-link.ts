@@ -1,0 +1,149 @@
+import { Logger } from '@nestjs/common';
+import {
+  type Ack,
+  COMMAND_ID_PATTERN,
+  type CommandPayload,
+  type CommandResult,
+  type CommandType,
+  type ErrorBody,
+  ErrorCode,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type StreamName,
+  type SubscribeResult,
+} from '@app/protocol';
+import type { PlainConnection } from '../plain-ws/plain-connection';
+import type { ConnectionCore } from '../realtime/connection-core';
+
+/** A contract command built from an old protocol's frame. */
+export type ContractCommand = { [T in CommandType]: { type: T; payload: CommandPayload<T> } }[CommandType];
+
+/** Client frames waiting their turn on one connection; past this a frame is refused RATE_LIMITED. */
+export const MAX_WAITING_FRAMES = 32;
+
+const logger = new Logger('Compat');
+
+/**
+ * What a compatibility endpoint (PROTOCOL.md §13) keeps per connection: the bridge from an
+ * old protocol's frames to contract commands. Commands go through the connection core as
+ * any `/ws` frame does (limits, validation, idempotency, exactly one ack) with ids made
+ * here, so the compat endpoints add no second path into the domain. The client's frames are
+ * handled one at a time and in order, and the first turn is the endpoint's subscribe: nothing
+ * a client sends acts before its view of the stream is live, and a frame that depends on an
+ * earlier one (a cancel after a chat) sees its outcome.
+ */
+export class CompatLink {
+  private sent = 0;
+  private turn: Promise<void> = Promise.resolve();
+  private waiting = 0;
+
+  constructor(
+    readonly connection: PlainConnection,
+    private readonly core: ConnectionCore,
+    /** Starts every command id this link makes, so ids of the endpoints never meet. */
+    private readonly idPrefix: string,
+  ) {}
+
+  /**
+   * A contract command whose ack `onAck` gets synchronously, as the core answers — before any
+   * event the command releases (a subscribe's replay and live events follow its ack), so
+   * frames sent from `onAck` precede them on the wire.
+   */
+  commandNow<T extends CommandType>(type: T, payload: CommandPayload<T>, onAck: (ack: Ack<CommandResult<T>>) => void, id = this.nextId()): void {
+    this.core.command(this.connection, { v: PROTOCOL_VERSION, id, type, payload }, onAck as (ack: Ack) => void);
+  }
+
+  command<T extends CommandType>(type: T, payload: CommandPayload<T>, id?: string): Promise<Ack<CommandResult<T>>> {
+    return new Promise((resolve) => this.commandNow(type, payload, resolve, id));
+  }
+
+  /** A command built from a client frame; the result's type is the caller's to know. */
+  run(command: ContractCommand, id = this.nextId()): Promise<Ack<unknown>> {
+    return new Promise((resolve) => this.core.command(this.connection, { v: PROTOCOL_VERSION, id, ...command }, resolve));
+  }
+
+  /** Subscribes the stream with a snapshot (old dashboards know no seqs); `onAck` as in {@link commandNow}. */
+  subscribe(stream: StreamName, onAck: (ack: Ack<SubscribeResult>) => void): void {
+    this.commandNow('subscribe', { stream }, onAck);
+  }
+
+  /**
+   * The command id for a frame that names what it acts on with an id of the old protocol (an
+   * approval's id, a plan's id): sent again — a retry after a reconnect — it is the same
+   * command and answers as the first time did (PROTOCOL.md §3). Other frames get fresh ids.
+   */
+  idFor(kind: string, clientId: string): string {
+    const id = `${this.idPrefix}.${kind}.${clientId}`;
+    return COMMAND_ID_PATTERN.test(id) ? id : this.nextId();
+  }
+
+  nextId(): string {
+    return `${this.idPrefix}.${this.connection.id}.${++this.sent}`;
+  }
+
+  /**
+   * Runs `task` after every earlier one. A task that throws a ProtocolError answers with it
+   * through `onError`; any other failure is logged and answered INTERNAL. Returns false (and
+   * runs nothing) when {@link MAX_WAITING_FRAMES} already wait.
+   */
+  enqueue(task: () => Promise<void> | void, onError: (error: ErrorBody) => void): boolean {
+    if (this.waiting >= MAX_WAITING_FRAMES) return false;
+    this.waiting++;
+    this.turn = this.turn.then(async () => {
+      try {
+        if (!this.connection.disconnected) await task();
+      } catch (error) {
+        if (error instanceof ProtocolError) return onError(error.toBody());
+        logger.error({ msg: 'compat frame failed', connectionId: this.connection.id, err: error instanceof Error ? error.stack : String(error) });
+        onError({ code: ErrorCode.INTERNAL, message: 'internal error' });
+      } finally {
+        this.waiting--;
+      }
+    });
+    return true;
+  }
+}
+
+/** The error a frame gets when too many wait before it (see {@link CompatLink.enqueue}). */
+export const TOO_MANY_WAITING: ErrorBody = {
+  code: ErrorCode.RATE_LIMITED,
+  message: `more than ${MAX_WAITING_FRAMES} frames waiting on this connection`,
+  retryAfterMs: 1000,
+};
+
+/** A failed ack as an exception, for a task that cannot go on without the command. */
+export function resultOf<T>(ack: Ack<T>): T {
+  if (!ack.ok) throw ProtocolError.fromBody(ack.error);
+  return ack.result;
+}
+
+/**
+ * Runs a mapping on a server event. A publisher's malformed payload must not throw out of
+ * `encode`, where it would stop the pod's delivery loop: such an event is logged and dropped
+ * for this connection, as the reducers leave it unfolded.
+ */
+export function mapSafely<T>(what: string, map: () => T): T | undefined {
+  try {
+    return map();
+  } catch (error) {
+    logger.warn({ msg: 'event not mappable to a compat frame', what, err: String(error) });
+    return undefined;
+  }
+}
+
+/**
+ * A Map that forgets its oldest entry past `limit`: what a link remembers from the stream
+ * (tool names, chat aliases, its runs) must stay bounded whatever a publisher sends.
+ */
+export class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly limit: number) {
+    super();
+  }
+
+  override set(key: K, value: V): this {
+    this.delete(key);
+    super.set(key, value);
+    if (this.size > this.limit) this.delete(this.keys().next().value as K);
+    return this;
+  }
+}
