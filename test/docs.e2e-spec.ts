@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BOT_EVENT_TYPES, COMMAND_TYPES, DAG_EVENT_TYPES, ErrorCode } from '@app/protocol';
 import { GatewayEnv } from '../apps/gateway/src/config/gateway.env';
 import { OpenAiEnv } from '../apps/worker/src/agents/providers/openai-config';
 import { WorkerEnv } from '../apps/worker/src/config/worker-config';
@@ -12,4 +13,16 @@ it('lists every gateway, worker and model provider variable in the README', () =
   expect(missing).toEqual([]);
   expect(readme).toContain('npm ci && npm start');
   expect(readme).toContain('npm ci && npm test');
+});
+
+/** docs/protocol.md is the contract inside the repository: every command, event and error code has its row. */
+it('documents every command, event type and error code in docs/protocol.md', () => {
+  const doc = readFileSync(join(__dirname, '..', 'docs', 'protocol.md'), 'utf8');
+  const rows = new Set([...doc.matchAll(/^\| `(\w+)`/gm)].map((m) => m[1]));
+  // `pause_execution` / `resume_execution` / `cancel_execution` share a row.
+  for (const m of doc.matchAll(/^\| `\w+`(?: \/ `(\w+)`)+/gm)) for (const name of m[0].matchAll(/`(\w+)`/g)) rows.add(name[1]);
+  const wanted = [...COMMAND_TYPES, ...BOT_EVENT_TYPES, ...DAG_EVENT_TYPES, ...Object.values(ErrorCode)];
+  expect(wanted.filter((name) => !rows.has(name))).toEqual([]);
+  // No link leaves the repository.
+  expect(doc).not.toMatch(/\]\((?:\.\.\/)+shared/);
 });
