@@ -28,13 +28,13 @@ module.exports = {
     {
       // The same end-to-end suite against a private 3-master Redis Cluster with replicas;
       // files that never touch Redis (deployment files, docs), start their own single
-      // redis-server (process faults) or test packaging (the client package, whose build
-      // two runs at once would race on) run once, above.
+      // redis-server (process faults, the embedded launcher and the README path on it) or test
+      // packaging (the client package, whose build two runs at once would race on) run once, above.
       ...shared,
       displayName: 'e2e-cluster',
       rootDir: __dirname,
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
-      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/(deploy|docs|k8s|process-faults|client-package)\\.e2e-spec\\.ts$'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/(deploy|docs|k8s|process-faults|client-package|readme|embedded)\\.e2e-spec\\.ts$'],
       setupFiles: ['<rootDir>/test/support/cluster-topology.ts'],
     },
   ],

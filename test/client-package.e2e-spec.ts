@@ -26,7 +26,7 @@ let app: string;
 let installed: string;
 
 beforeAll(async () => {
-  const started = startSystem({ gateways: 1, workers: 0 });
+  const started = startSystem({ gateways: 1, workers: 1 });
   work = mkdtempSync(join(tmpdir(), 'client-package-'));
   const { stdout } = await run('npm', ['pack', '--pack-destination', work, '--json'], { cwd: join(ROOT, 'libs/client'), maxBuffer: 16 * 1024 * 1024 });
   const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
@@ -221,3 +221,17 @@ function specifiersOf(text: string, { staticOnly = false } = {}): string[] {
   if (!staticOnly) found.push(...[...text.matchAll(/\bimport\s*\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1]));
   return found;
 }
+
+it("runs the README's Client SDK program verbatim against the installed package", async () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const program = /```js\n(\/\/ app\.mjs[\s\S]*?)```/.exec(readme)?.[1];
+  expect(program).toBeDefined();
+  writeFileSync(join(app, 'app.mjs'), program as string);
+  const flags = typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'function' ? [] : ['--experimental-websocket', '--no-warnings'];
+  const { stdout } = await run(process.execPath, [...flags, 'app.mjs'], {
+    cwd: app,
+    env: { PATH: process.env.PATH ?? '', GATEWAY_URL: system.gateways[0].url, DEV_TOKEN: await signToken({ sub: 'readme', scope: ['bot:demo'] }) },
+    timeout: 60_000,
+  });
+  expect(stdout).toMatch(/^sessions so far: \d+\nEcho: hello$/);
+});
