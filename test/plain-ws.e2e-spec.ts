@@ -198,6 +198,26 @@ describe('streams', () => {
     expect(seqsOf(fine.events, stream)).toEqual(range(1, 200));
   });
 
+  it('cuts off a Socket.IO reader that stops reading too (bounded by the same WS_MAX_BUFFERED_BYTES)', async () => {
+    const stream = 'bot:slow-reader-io';
+    const slow = await connectSocket(system.gateways[0].url, await signToken());
+    const fine = await connectSocket(system.gateways[0].url, await signToken());
+    open.push(slow, fine);
+    await slow.command('subscribe', { stream });
+    await fine.command('subscribe', { stream });
+    const gone = new Promise<string>((resolve) => slow.socket.once('disconnect', resolve));
+    const tcp = (slow.socket.io.engine.transport as unknown as { ws: { _socket: import('node:net').Socket } }).ws._socket;
+    tcp.pause();
+    await publishMany(stream, 200, 100 * 1024);
+    await waitFor(() => fine.events.length === 200, { message: 'the reading client got everything', timeoutMs: 30_000 });
+    await waitFor(async () => /rtgw_slow_readers_total\{transport="socket.io"\} [1-9]/.test(await (await fetch(`${system.gateways[0].url}/metrics`)).text()), {
+      message: 'the pod cut the slow reader',
+    });
+    tcp.resume();
+    expect(await gone).toBe('transport close');
+    expect(seqsOf(fine.events, stream)).toEqual(range(1, 200));
+  });
+
   it('tells plain sockets of a draining pod to go elsewhere: draining, then close 4409', async () => {
     const s = await plain(1, { token: await signToken() });
     await s.hello();

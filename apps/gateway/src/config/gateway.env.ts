@@ -101,8 +101,8 @@ export class GatewayEnv extends BackplaneEnv {
   HEARTBEAT_MS = 25_000;
 
   /**
-   * A plain-WebSocket or compatibility connection whose unsent frames pass this many bytes
-   * (a reader that stopped reading) is closed rather than buffered without bound.
+   * A connection (Socket.IO, plain WebSocket, compatibility) whose unsent frames pass this
+   * many bytes (a reader that stopped reading) is cut off rather than buffered without bound.
    */
   @Transform(toInt)
   @IsInt()

@@ -84,6 +84,12 @@ export class GatewayMetrics {
     labelNames: ['endpoint'],
     registers: [this.registry],
   });
+  readonly slowReaders = new Counter({
+    name: 'rtgw_slow_readers_total',
+    help: 'Connections cut off because their unsent bytes passed WS_MAX_BUFFERED_BYTES (a reader that stopped reading)',
+    labelNames: ['transport'],
+    registers: [this.registry],
+  });
   readonly plainClosed = new Counter({
     name: 'rtgw_plain_closed_total',
     help: 'Plain-WebSocket connections closed by the server, by reason',

@@ -91,6 +91,7 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
 
   closedBy(reason: CloseReason): void {
     this.metrics.plainClosed.inc({ reason });
+    if (reason === 'slow_reader') this.metrics.slowReaders.inc({ transport: 'ws' });
   }
 
   private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {

@@ -1,6 +1,8 @@
+import { Inject, type OnModuleDestroy } from '@nestjs/common';
 import { type OnGatewayConnection, type OnGatewayDisconnect, type OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { ErrorCode } from '@app/protocol';
 import type { AckCallback } from '../commands/command-dispatcher';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { Lifecycle } from '../lifecycle/lifecycle.service';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { ConnectionAuth } from '../auth/connection-auth.service';
@@ -20,14 +22,16 @@ import { MALFORMED_FRAME_EVENT, TolerantDecoder } from './tolerant-parser';
  * catches and answers everything itself.
  */
 @WebSocketGateway()
-export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayConnection<GatewaySocket>, OnGatewayDisconnect<GatewaySocket> {
+export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayConnection<GatewaySocket>, OnGatewayDisconnect<GatewaySocket>, OnModuleDestroy {
   private readonly onCommand: (this: GatewaySocket, ...args: unknown[]) => void;
+  private slowReaderSweep: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly core: ConnectionCore,
     private readonly connectionAuth: ConnectionAuth,
     private readonly lifecycle: Lifecycle,
     private readonly metrics: GatewayMetrics,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {
     this.onCommand = function (this: GatewaySocket, ...args: unknown[]): void {
       // As Nest hands a message on: the ack is the last argument, the frame the only other one.
@@ -50,6 +54,37 @@ export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayC
     });
     TolerantDecoder.onMalformed = () => this.metrics.malformedFrames.inc();
     this.core.start(server);
+    this.slowReaderSweep = setInterval(() => this.cutSlowReaders(server), SLOW_READER_SWEEP_MS);
+    this.slowReaderSweep.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.slowReaderSweep);
+  }
+
+  /**
+   * A socket whose client stopped reading holds what the pod sends it: first in the kernel,
+   * then in \`ws\`'s buffer, then in engine.io's packet queue, without bound. Once a second,
+   * any socket with more than WS_MAX_BUFFERED_BYTES unsent is cut off (it reconnects and
+   * resumes from its seqs when it reads again). A broadcast writes to every socket without a
+   * per-socket hook, hence the sweep; idle sockets cost two property reads each.
+   */
+  private cutSlowReaders(server: GatewayServer): void {
+    const limit = this.config.wsMaxBufferedBytes;
+    for (const socket of server.of('/').sockets.values()) {
+      const conn = socket.conn as unknown as {
+        writeBuffer: Array<{ data?: unknown }>;
+        transport: { socket?: { bufferedAmount?: number; terminate?: () => void } };
+      };
+      let pending = conn.transport.socket?.bufferedAmount ?? 0;
+      for (const packet of conn.writeBuffer) pending += typeof packet.data === 'string' || Buffer.isBuffer(packet.data) ? packet.data.length : 0;
+      if (pending <= limit) continue;
+      this.metrics.slowReaders.inc({ transport: 'socket.io' });
+      // Cut, not closed: a close frame would wait behind everything unsent, and engine.io's
+      // own close waits for a drain that a stuck reader never gives.
+      if (conn.transport.socket?.terminate) conn.transport.socket.terminate();
+      else socket.disconnect(true);
+    }
   }
 
   handleConnection(socket: GatewaySocket): void {
@@ -64,6 +99,8 @@ export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayC
     this.core.closed(socket);
   }
 }
+
+const SLOW_READER_SWEEP_MS = 1_000;
 
 /**
  * Anything but `command`: a malformed frame, or an event this protocol does not have.
