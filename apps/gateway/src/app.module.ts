@@ -2,6 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from './config/config.module';
 import type { GatewayConfig } from './config/gateway-config';
 import { HttpModule } from './http/http.module';
+import { HttpReadsModule } from './http-reads/http-reads.module';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PlainWsModule } from './plain-ws/plain-ws.module';
@@ -14,7 +15,7 @@ export class AppModule {
   static forRoot(config: GatewayConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), MetricsModule, LifecycleModule, RedisModule, RealtimeModule, PlainWsModule, HttpModule],
+      imports: [ConfigModule.forRoot(config), MetricsModule, LifecycleModule, RedisModule, RealtimeModule, PlainWsModule, HttpModule, HttpReadsModule],
     };
   }
 }

@@ -1,5 +1,4 @@
-import type { StreamName } from '@app/protocol';
-import { scopeAllows } from '@app/protocol';
+import { ErrorCode, ProtocolError, scopeAllows, type StreamName } from '@app/protocol';
 
 /** Who a socket acts for, from its verified token (PROTOCOL.md §1). */
 export interface AuthContext {
@@ -11,4 +10,9 @@ export interface AuthContext {
 
 export function canAccess(auth: AuthContext, stream: StreamName): boolean {
   return scopeAllows(auth.scopes, stream);
+}
+
+/** The refusal of a stream outside the token's scope: FORBIDDEN (PROTOCOL.md §5, §12). */
+export function requireAccess(auth: AuthContext, stream: StreamName): void {
+  if (!canAccess(auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
 }

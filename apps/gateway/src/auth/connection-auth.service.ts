@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { ErrorCode, type HandshakeError, ProtocolError, type StreamName } from '@app/protocol';
-import { type AuthContext, canAccess } from './auth-context';
+import { type AuthContext, canAccess, requireAccess } from './auth-context';
 import { ExpirySchedule } from './expiry-schedule';
 import { TokenVerifier } from './token-verifier';
 import { Lifecycle } from '../lifecycle/lifecycle.service';
@@ -92,7 +92,7 @@ export class ConnectionAuth {
   }
 
   requireAccess(socket: Connection, stream: StreamName): void {
-    if (!canAccess(socket.data.auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
+    requireAccess(socket.data.auth, stream);
   }
 }
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type CatchUp, StreamHistory } from '@app/backplane';
 import { type CommandPayload, type CommandResult, type Envelope, ErrorCode, ProtocolError, type StreamName } from '@app/protocol';
-import { canAccess } from '../auth/auth-context';
+import { requireAccess } from '../auth/auth-context';
 import type { CommandOutcome } from '../commands/command-outcome';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
@@ -42,7 +42,7 @@ export class SubscriptionService {
 
   async subscribe(socket: Connection, payload: CommandPayload<'subscribe'>): Promise<CommandOutcome<CommandResult<'subscribe'>>> {
     const { stream } = payload;
-    if (!canAccess(socket.data.auth, stream)) throw new ProtocolError(ErrorCode.FORBIDDEN, `token scope does not cover ${stream}`);
+    requireAccess(socket.data.auth, stream);
     const previous = socket.data.subscriptions?.find((s) => s.stream === stream);
     if (!previous && (socket.data.subscriptions?.length ?? 0) >= this.config.limits.maxSubscriptions) {
       throw new ProtocolError(ErrorCode.VALIDATION_FAILED, `at most ${this.config.limits.maxSubscriptions} subscriptions per connection`, [
@@ -116,8 +116,12 @@ export class SubscriptionService {
     };
   }
 
-  /** A snapshot read, shared by the subscribes that want one at the same time (see SnapshotReads). */
-  private async readSnapshot(stream: StreamName): Promise<CatchUp> {
+  /**
+   * A snapshot read of the stream (PROTOCOL.md §5): what a subscribe without `sinceSeq`
+   * gets, and `GET /v1/streams/:stream/snapshot` (§12). Subscribes share these reads (see
+   * SnapshotReads).
+   */
+  async readSnapshot(stream: StreamName): Promise<CatchUp> {
     const catchUp = await this.history.catchUp(stream);
     if (catchUp.mode === 'snapshot') this.compactIfLong(stream, catchUp);
     return catchUp;
