@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { type IncomingMessage, request as httpRequest } from 'node:http';
 import { type JsonBatch, stream as durableStream } from '@durable-streams/client';
 import { DEFAULT_RETENTION, type PublishedEvent, streamKeys } from '@app/backplane';
 import { decodeOffset, encodeOffset, type Envelope, type StreamName, type StreamSnapshotResponse } from '@app/protocol';
@@ -216,11 +216,11 @@ describe('SSE', () => {
   it('cuts off a reader that stops reading, without disturbing the others', async () => {
     const stream = 'bot:sse-slow';
     const fine = await sse(0, stream, 'now');
-    const slow = await new Promise<{ closed: Promise<void> }>((resolve, reject) => {
-      const req = httpRequest(streamUrl(pod(0), stream, { offset: 'now', live: 'sse' }), { headers: { authorization: `Bearer ${admin}` } }, (res) => {
+    const slow = await new Promise<{ response: IncomingMessage; closed: Promise<void> }>((resolve, reject) => {
+      const req = httpRequest(streamUrl(pod(0), stream, { offset: 'now', live: 'sse' }), { headers: { authorization: `Bearer ${admin}` } }, (response) => {
         // The client stops reading: the kernel buffers fill, then the pod's.
-        res.pause();
-        resolve({ closed: new Promise((done) => res.socket.once('close', () => done())) });
+        response.pause();
+        resolve({ response, closed: new Promise((done) => response.socket.once('close', () => done())) });
       });
       req.on('error', reject);
       req.end();
@@ -228,8 +228,11 @@ describe('SSE', () => {
     await waitFor(() => fine.controls.length > 0, { message: 'the fine reader to start' });
     await publishMany(stream, 200, 100 * 1024);
     await waitFor(() => fine.envelopes.length === 200, { message: 'the reading client got everything', timeoutMs: 30_000 });
-    expect(await metric(pod(0), 'rtgw_http_readers_closed_total{reason="slow_reader"}')).toBeGreaterThanOrEqual(1);
+    expect(await metric(pod(0), 'rtgw_http_readers_closed_total{reason="slow_reader"}')).toBe(1);
+    // Reading again, it finds its connection was cut.
+    slow.response.resume();
     await slow.closed;
+    expect(slow.response.complete).toBe(false);
     expect(fine.envelopes.map((e) => e.seq)).toEqual(range(1, 200));
   });
 });
@@ -254,6 +257,8 @@ describe('the Durable Streams client', () => {
     const routed: typeof fetch = (input, init) => fetch(String(input).replace(pod(0), target), init);
     const received: Envelope[] = [];
     const offsets: string[] = [];
+    const readers = (podIndex: number) => metric(pod(podIndex), 'rtgw_http_readers{mode="sse"}');
+    const [before0, before1] = [await readers(0), await readers(1)];
     const response = await durableStream<Envelope>({ url: url(0, stream), headers: headers(), offset: '-1', live: 'sse', fetch: routed });
     cleanups.push(() => response.cancel());
     response.subscribeJson((batch: JsonBatch<Envelope>) => {
@@ -261,7 +266,7 @@ describe('the Durable Streams client', () => {
       offsets.push(batch.offset);
     });
     await waitFor(() => received.length === 5, { message: 'the catch-up' });
-    await waitFor(async () => (await metric(pod(0), 'rtgw_http_readers{mode="sse"}')) === 1, { message: 'the SSE read on pod 1' });
+    await waitFor(async () => (await readers(0)) === before0 + 1, { message: 'the SSE read on pod 1' });
     await publishMany(stream, 5);
     await waitFor(() => received.length === 10, { message: 'live events' });
 
@@ -270,7 +275,7 @@ describe('the Durable Streams client', () => {
     await system.gateways[0].stop();
     await publishMany(stream, 5);
     await waitFor(() => received.length >= 15, { message: 'the events after the drain', timeoutMs: 20_000 });
-    expect(await metric(pod(1), 'rtgw_http_readers{mode="sse"}')).toBe(1);
+    expect(await readers(1)).toBe(before1 + 1);
     await publishMany(stream, 5);
     await waitFor(() => received.length >= 20, { message: 'more live events' });
     expect(received.map((e) => e.seq)).toEqual(range(1, 20));

@@ -53,6 +53,7 @@ export class HttpReadsController {
     @Param('stream') name: string,
     @Query() query: Record<string, unknown>,
     @Headers('authorization') authorization: string | undefined,
+    @Headers('if-none-match') ifNoneMatch: string | undefined,
     @Res() response: Response,
   ): Promise<void> {
     const { stream, auth } = await this.admit(authorization, name);
@@ -66,10 +67,10 @@ export class HttpReadsController {
       const answer = await this.longPolls.wait(stream, auth, from, gone.signal);
       if (gone.signal.aborted) return;
       if ('timedOut' in answer) return sendNothingNew(response, answer.timedOut, streamCursor(cursor));
-      return sendPage(response, answer.page, streamCursor(cursor), etag(answer.page));
+      return sendPage(response, answer.page, streamCursor(cursor), etag(answer.page), ifNoneMatch);
     }
     const page = await this.reads.page(stream, from);
-    sendPage(response, page, streamCursor(cursor), etag(page));
+    sendPage(response, page, streamCursor(cursor), etag(page), ifNoneMatch);
   }
 
   /** Reads only: publishing is `POST /v1/streams/:stream/events` (§7), with an API key. */

@@ -13,16 +13,29 @@ export const READ_SECURITY_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Cro
 const CACHE_PAGE = 'private, max-age=60, stale-while-revalidate=300';
 const NO_STORE = 'no-store';
 
-/** Writes a 200 read: the JSON array and its headers. `etag` is undefined for `offset=now`. */
-export function sendPage(response: Response, page: ReadPage, cursor: string, etag: string | undefined): void {
+/**
+ * Writes a 200 read: the JSON array and its headers — or 304 without the body when the
+ * client's `If-None-Match` names the page's ETag (Durable Streams §8.1; a client's
+ * `Cache-Control: no-cache`, which fetch adds to conditional requests, does not change that).
+ * `etag` is undefined for `offset=now`.
+ */
+export function sendPage(response: Response, page: ReadPage, cursor: string, etag: string | undefined, ifNoneMatch: string | undefined): void {
   response.set(READ_SECURITY_HEADERS);
   response.setHeader(STREAM_NEXT_OFFSET_HEADER, encodeOffset(page.next));
   if (page.upToDate) response.setHeader(STREAM_UP_TO_DATE_HEADER, 'true');
   response.setHeader(STREAM_CURSOR_HEADER, cursor);
   response.setHeader('Cache-Control', etag === undefined ? NO_STORE : CACHE_PAGE);
-  // Express answers 304 (no body) to a matching If-None-Match.
   if (etag !== undefined) response.setHeader('ETag', etag);
-  response.type('application/json').status(200).send(page.json);
+  if (etag !== undefined && matches(ifNoneMatch, etag)) return void response.status(304).end();
+  // `end`, not Express' `send`: that would make up an ETag of its own, and judge freshness itself.
+  response.type('application/json').status(200).end(page.json);
+}
+
+/** `If-None-Match`: `*` or a list of entity tags (weak ones compare equal, RFC 9110 §13.1.2). */
+function matches(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  if (ifNoneMatch.trim() === '*') return true;
+  return ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
 }
 
 /** The 204 of a long-poll that timed out: still at `position`, and up to date. */

@@ -72,8 +72,8 @@ export class SseReader implements Connection {
    */
   async sendPage(page: ReadPage): Promise<void> {
     this.position = page.next;
-    if (!this.send(frames(page, this.cursor()))) return;
-    if (this.response.writableLength === 0) return;
+    // False once the response holds more than its high-water mark: wait until it drained.
+    if (this.send(frames(page, this.cursor())) || this.disconnected) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         this.response.off('drain', done);
@@ -133,7 +133,10 @@ export class SseReader implements Connection {
     this.queued = [];
   }
 
-  /** Writes, unless the client stopped reading: then it is cut off. */
+  /**
+   * Writes, unless the client stopped reading: then it is cut off. Returns what `write` does:
+   * false when the response holds more than its high-water mark ('drain' follows).
+   */
   private send(text: string): boolean {
     if (this.disconnected) return false;
     // What already waits counts, not this write: one page larger than the bound still goes.
@@ -141,8 +144,7 @@ export class SseReader implements Connection {
       this.end('slow_reader');
       return false;
     }
-    this.response.write(text);
-    return true;
+    return this.response.write(text);
   }
 
   private cursor(): string {
