@@ -24,7 +24,7 @@ beforeAll(async () => {
   system = await startSystem({
     gateways: 2,
     workers: 0,
-    env: { WS_MAX_BUFFERED_BYTES: String(64 * 1024), LONG_POLL_TIMEOUT_MS: String(LONG_POLL_MS), REPLAY_MAX_EVENTS: String(PAGE) },
+    env: { WS_MAX_BUFFERED_BYTES: String(64 * 1024), LONG_POLL_TIMEOUT_MS: String(LONG_POLL_MS), REPLAY_MAX_EVENTS: String(PAGE), HEARTBEAT_MS: '1000' },
   });
   admin = await signToken({ sub: 'reader', scope: ['admin'] });
 });
@@ -68,6 +68,9 @@ describe('catch-up reads', () => {
     expect(first.headers.get('etag')).toBe(`"${stream}:-1:${first.next}"`);
     expect(first.headers.get('cache-control')).toBe('private, max-age=60, stale-while-revalidate=300');
     expect(first.headers.get('x-content-type-options')).toBe('nosniff');
+    // A browser on another origin may read the offset headers.
+    const cors = await readHttp(streamUrl(pod(0), stream, { offset: '-1' }), { token: admin, headers: { origin: 'https://dashboard.example' } });
+    expect(cors.headers.get('access-control-expose-headers')).toBe('Stream-Next-Offset,Stream-Up-To-Date,Stream-Cursor,ETag');
 
     // No offset is -1; the same read again is 304 with a matching If-None-Match.
     expect(seqs((await readHttp(streamUrl(pod(1), stream), { token: admin })).body)).toEqual([1, 2, 3]);
@@ -213,6 +216,14 @@ describe('SSE', () => {
     expect(fromStart.envelopes.map((e) => e.seq)).toEqual(range(1, 2 * PAGE + 6));
   });
 
+  it('keeps a quiet reader alive with comments, and ends it when its token expires', async () => {
+    const stream = 'bot:sse-quiet';
+    const expiring = await sse(1, stream, 'now', await signToken({ expiresInSeconds: 3 }));
+    await waitFor(() => expiring.comments >= 1, { message: 'a keep-alive comment' });
+    expect(await expiring.ended).toBe('ended');
+    expect(await metric(pod(1), 'rtgw_http_readers_closed_total{reason="expired"}')).toBe(1);
+  });
+
   it('cuts off a reader that stops reading, without disturbing the others', async () => {
     const stream = 'bot:sse-slow';
     const fine = await sse(0, stream, 'now');
@@ -270,9 +281,16 @@ describe('the Durable Streams client', () => {
     await publishMany(stream, 5);
     await waitFor(() => received.length === 10, { message: 'live events' });
 
-    // The pod drains: it ends the SSE response; the client reconnects from its last offset.
+    // The pod drains: it ends the SSE response (the client reconnects from its last offset),
+    // and answers a waiting long-poll at once.
+    const tail = (await readHttp(streamUrl(pod(0), stream, { offset: 'now' }), { token: admin })).next!;
+    const polling = readHttp(streamUrl(pod(0), stream, { offset: tail, live: 'long-poll' }), { token: admin });
+    await waitFor(async () => (await metric(pod(0), 'rtgw_http_readers{mode="long_poll"}')) === 1, { message: 'the poll to wait' });
+    const stopping = Date.now();
     target = pod(1);
     await system.gateways[0].stop();
+    expect(await polling).toMatchObject({ status: 204, next: tail });
+    expect(Date.now() - stopping).toBeLessThan(LONG_POLL_MS);
     await publishMany(stream, 5);
     await waitFor(() => received.length >= 15, { message: 'the events after the drain', timeoutMs: 20_000 });
     expect(await readers(1)).toBe(before1 + 1);

@@ -43,6 +43,8 @@ export class SseTestReader {
   readonly envelopes: Envelope[] = [];
   readonly controls: SseControl[] = [];
   readonly kinds: string[] = [];
+  /** SSE comments (keep-alives). */
+  comments = 0;
   /** Settles when the server ends the response (or it breaks). */
   readonly ended: Promise<'ended' | 'broken'>;
   private readonly abort = new AbortController();
@@ -97,7 +99,10 @@ export class SseTestReader {
       if (line.startsWith('event: ')) kind = line.slice(7);
       else if (line.startsWith('data: ')) data.push(line.slice(6));
     }
-    if (!kind) return; // a comment (keep-alive)
+    if (!kind) {
+      if (block.startsWith(':')) this.comments++;
+      return;
+    }
     this.kinds.push(kind);
     const value: unknown = JSON.parse(data.join('\n'));
     if (kind === 'data') this.envelopes.push(...(value as Envelope[]));
