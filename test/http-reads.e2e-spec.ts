@@ -404,7 +404,9 @@ describe('offsets of a history that is gone', () => {
     const held = await readHttp(streamUrl(pod(0), stream, { offset: encodeOffset({ epoch, seq: firstHeld - 1 }) }), { token: admin });
     expect(seqs(held.body)).toEqual(range(firstHeld, 40));
 
-    const snapshot = (await (await fetch(streamUrl(pod(0), stream, {}, '/snapshot'), { headers: { authorization: `Bearer ${admin}` } })).json()) as StreamSnapshotResponse;
+    const snapshot = (await (
+      await fetch(streamUrl(pod(0), stream, {}, '/snapshot'), { headers: { authorization: `Bearer ${admin}` } })
+    ).json()) as StreamSnapshotResponse;
     expect((snapshot.snapshot as { sessions: unknown[] }).sessions.length).toBeGreaterThan(0);
     expect(await readHttp(streamUrl(pod(0), stream, { offset: snapshot.offset }), { token: admin })).toMatchObject({ status: 200, body: [], upToDate: true });
   });
