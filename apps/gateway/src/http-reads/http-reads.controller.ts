@@ -64,6 +64,8 @@ export class HttpReadsController {
     if (live === 'long-poll') {
       const gone = new AbortController();
       response.on('close', () => gone.abort());
+      // The client left while it was admitted: its 'close' has been and gone.
+      if (response.destroyed) gone.abort();
       const answer = await this.longPolls.wait(stream, auth, from, gone.signal);
       if (gone.signal.aborted) return;
       if ('timedOut' in answer) return sendNothingNew(response, answer.timedOut, streamCursor(cursor));

@@ -62,6 +62,7 @@ export class LongPolls implements OnApplicationBootstrap, OnApplicationShutdown 
     const timer = setTimeout(() => waiter.stop(), this.config.longPollTimeoutMs);
     const abort = () => waiter.stop();
     signal.addEventListener('abort', abort);
+    if (signal.aborted) waiter.stop();
     try {
       let page = await this.reads.page(stream, from);
       while (page.count === 0) {

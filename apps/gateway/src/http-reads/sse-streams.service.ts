@@ -10,8 +10,8 @@ import { ConnectionCore } from '../realtime/connection-core';
 import { SubscriptionService } from '../streams/subscription.service';
 import type { ReadPage } from './read-page';
 import { type SseEndReason, type SseHost, SseReader } from './sse-reader';
-import { StreamReads } from './stream-reads.service';
 import { READ_SECURITY_HEADERS } from './read-headers';
+import { StreamReads } from './stream-reads.service';
 
 const SSE_HEADERS = {
   'Content-Type': 'text/event-stream; charset=utf-8',
@@ -63,6 +63,8 @@ export class SseStreams implements SseHost, OnApplicationBootstrap, OnApplicatio
   /** Answers a `live=sse` read; resolves once the response has started (or throws the read's error). */
   async open(stream: StreamName, auth: AuthContext, from: ReadFrom, echoedCursor: unknown, response: Response): Promise<void> {
     const first = await this.reads.page(stream, from);
+    // The client left while the page was read: its 'close' has been and gone.
+    if (response.destroyed) return;
     response.writeHead(200, SSE_HEADERS);
     const reader = new SseReader(randomBytes(12).toString('base64url'), { auth }, response, this, first.next, echoedCursor);
     this.readers.add(reader);
