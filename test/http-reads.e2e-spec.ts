@@ -24,7 +24,8 @@ beforeAll(async () => {
   system = await startSystem({
     gateways: 2,
     workers: 0,
-    env: { WS_MAX_BUFFERED_BYTES: String(64 * 1024), LONG_POLL_TIMEOUT_MS: String(LONG_POLL_MS), REPLAY_MAX_EVENTS: String(PAGE), HEARTBEAT_MS: '1000' },
+    // A reader is cut off past 1 MiB unsent: a reader that keeps reading never lags that far.
+    env: { WS_MAX_BUFFERED_BYTES: String(1024 * 1024), LONG_POLL_TIMEOUT_MS: String(LONG_POLL_MS), REPLAY_MAX_EVENTS: String(PAGE), HEARTBEAT_MS: '1000' },
   });
   admin = await signToken({ sub: 'reader', scope: ['admin'] });
 });
@@ -216,6 +217,26 @@ describe('SSE', () => {
     expect(fromStart.envelopes.map((e) => e.seq)).toEqual(range(1, 2 * PAGE + 6));
   });
 
+  it('hands over from history to live with no gap and no duplicate while publishers are busy', async () => {
+    const stream = 'bot:sse-busy';
+    await publishMany(stream, 3 * PAGE);
+    const mid = (await readHttp(streamUrl(pod(0), stream, { offset: '-1' }), { token: admin })).next!;
+    const total = 3 * PAGE + 300;
+    // Two publishers keep the stream busy while readers page through history and go live.
+    const publishing = Promise.all([publishMany(stream, 150), publishMany(stream, 150)]);
+    const readers = [await sse(0, stream, '-1'), await sse(1, stream, '-1'), await sse(1, stream, 'now'), await sse(0, stream, mid)];
+    await publishing;
+    await waitFor(() => readers.every((r) => r.envelopes.at(-1)?.seq === total), { message: 'every reader at the last event', timeoutMs: 20_000 });
+    for (const reader of readers) {
+      const got = reader.envelopes.map((e) => e.seq);
+      expect(got).toEqual(range(got[0], total));
+      expect(reader.lastControl?.streamNextOffset).toMatch(new RegExp(`_${String(total).padStart(16, '0')}$`));
+    }
+    expect(readers[0].envelopes[0].seq).toBe(1);
+    expect(readers[3].envelopes[0].seq).toBe(PAGE + 1);
+    readers.forEach((reader) => reader.close());
+  });
+
   it('keeps a quiet reader alive with comments, and ends it when its token expires', async () => {
     const stream = 'bot:sse-quiet';
     const expiring = await sse(1, stream, 'now', await signToken({ expiresInSeconds: 3 }));
@@ -237,14 +258,18 @@ describe('SSE', () => {
       req.end();
     });
     await waitFor(() => fine.controls.length > 0, { message: 'the fine reader to start' });
-    await publishMany(stream, 200, 100 * 1024);
-    await waitFor(() => fine.envelopes.length === 200, { message: 'the reading client got everything', timeoutMs: 30_000 });
+    // 30 MB: more than the slow reader's socket buffers and the bound together.
+    await publishMany(stream, 300, 100 * 1024);
+    await waitFor(() => fine.envelopes.length === 300, { message: 'the reading client got everything', timeoutMs: 30_000 }).catch(async (error: unknown) => {
+      const cut = await metric(pod(0), 'rtgw_http_readers_closed_total{reason="slow_reader"}');
+      throw new Error(`${String(error)} (it has ${fine.envelopes.length}; readers cut off: ${cut})`);
+    });
     expect(await metric(pod(0), 'rtgw_http_readers_closed_total{reason="slow_reader"}')).toBe(1);
     // Reading again, it finds its connection was cut.
     slow.response.resume();
     await slow.closed;
     expect(slow.response.complete).toBe(false);
-    expect(fine.envelopes.map((e) => e.seq)).toEqual(range(1, 200));
+    expect(fine.envelopes.map((e) => e.seq)).toEqual(range(1, 300));
   });
 });
 
