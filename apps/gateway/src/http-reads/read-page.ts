@@ -19,6 +19,18 @@ export interface ReadPage {
 }
 
 /**
+ * Envelopes as JSON, each encoded once: a live event reaches every reader of its stream on
+ * the pod as the same object, and each of them sends it (as WsEndpoint does for `/ws`).
+ */
+const encoded = new WeakMap<Envelope, string>();
+
+function toJson(event: Envelope): string {
+  let text = encoded.get(event);
+  if (text === undefined) encoded.set(event, (text = JSON.stringify(event)));
+  return text;
+}
+
+/**
  * The page of `events` (in order, each after `after` and one seq after the other) that fits
  * {@link PAGE_MAX_CHARS}; `headSeq` is where the stream stood when they were read.
  */
@@ -26,7 +38,7 @@ export function pageOf(after: StreamPosition, events: readonly Envelope[], headS
   const parts: string[] = [];
   let chars = 2;
   for (const event of events) {
-    const text = JSON.stringify(event);
+    const text = toJson(event);
     if (parts.length > 0 && chars + text.length > PAGE_MAX_CHARS) break;
     parts.push(text);
     chars += text.length + 1;
