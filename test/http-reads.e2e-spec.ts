@@ -3,7 +3,7 @@ import { type JsonBatch, stream as durableStream } from '@durable-streams/client
 import { DEFAULT_RETENTION, type PublishedEvent, streamKeys } from '@app/backplane';
 import { decodeOffset, encodeOffset, type Envelope, type StreamName, type StreamSnapshotResponse } from '@app/protocol';
 import { waitFor } from '@app/runtime';
-import { metric, readHttp, SseTestReader, streamUrl } from './support/http-reads';
+import { metric, type ReadAnswer, readHttp, SseTestReader, streamUrl } from './support/http-reads';
 import { publishHttp } from './support/http';
 import { range } from './support/sockets';
 import { startSystem, type TestSystem } from './support/system';
@@ -106,7 +106,7 @@ describe('catch-up reads', () => {
   it('pages by REPLAY_MAX_EVENTS, following Stream-Next-Offset, with no gap and no duplicate', async () => {
     const stream = 'bot:paging';
     await publishMany(stream, 2 * PAGE + 20);
-    const pages: ReadAnswerLike[] = [];
+    const pages: ReadAnswer[] = [];
     let offset = '-1';
     for (;;) {
       const page = await readHttp(streamUrl(pod(pages.length % 2), stream, { offset }), { token: admin });
@@ -135,8 +135,6 @@ describe('catch-up reads', () => {
     expect(head).toMatchObject({ status: 200, next: encodeOffset({ epoch: snapshot.epoch, seq: 5 }) });
   });
 });
-
-type ReadAnswerLike = Awaited<ReturnType<typeof readHttp>>;
 
 describe('long-poll', () => {
   it('wakes on a publish with the new events', async () => {
