@@ -71,10 +71,15 @@ it('runs the newcomer path verbatim against npm start: a token, a curl publish, 
     const tryIt = blocks.find((b) => b.lang === 'sh' && b.body.startsWith('API_KEY=$(node -p'))?.body as string;
     // The block as written, then the quickstart with the token it exported.
     const { stdout } = await sh(`${tryIt}\nnpm run -s example:quickstart`);
-    // curl's answer has no newline of its own: the chat example's first line follows it.
+    // curl's answers have no newline of their own: the publish's answer, the read's array,
+    // then the chat example's first line follow each other.
     const answer = /^(\{[^{}]*\})/.exec(stdout)?.[1] as string;
-    const lines = stdout.slice(answer.length).trim().split('\n');
-    expect(JSON.parse(answer)).toMatchObject({ stream: 'bot:demo', seq: expect.any(Number), epoch: expect.any(String), id: expect.any(String) });
+    const chatStart = stdout.indexOf('bot:demo: ');
+    const published = JSON.parse(answer) as { seq: number; id: string };
+    expect(published).toMatchObject({ stream: 'bot:demo', seq: expect.any(Number), epoch: expect.any(String), id: expect.any(String) });
+    const readBack = JSON.parse(stdout.slice(answer.length, chatStart)) as Array<{ seq: number; id: string; type: string }>;
+    expect(readBack.find((e) => e.seq === published.seq)).toMatchObject({ id: published.id, type: 'session_created' });
+    const lines = stdout.slice(chatStart).trim().split('\n');
     expect(lines).toContain('Echo: hello there');
     expect(lines.some((line) => /^run \S+ completed$/.test(line))).toBe(true);
     expect(lines.at(-1)).toMatch(/^run \S+ done$/);

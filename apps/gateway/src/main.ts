@@ -2,8 +2,9 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { checkListen, ConfigError, createLogger, describeListenError, exitGracefullyOn, NestPinoLogger, waitForReady } from '@app/runtime';
+import { STREAM_READ_HEADERS } from '@app/protocol';
 import { AppModule } from './app.module';
-import { ApiKeys } from './auth/api-key.guard';
+import { API_KEY_ROUTES, ApiKeys } from './auth/api-key.guard';
 import { TokenVerifier } from './auth/token-verifier';
 import { loadGatewayConfig } from './config/gateway-config';
 import { ProtocolExceptionFilter } from './http/protocol-exception.filter';
@@ -25,12 +26,13 @@ async function bootstrap(): Promise<void> {
     logger: new NestPinoLogger(logger.child({ serverId: config.serverId })),
     bodyParser: false,
   });
-  // Order matters: the API key is checked before any body is read, and bodies beyond the
-  // payload limit are refused (413 PAYLOAD_TOO_LARGE) before they are parsed.
-  app.use('/v1', app.get(ApiKeys).middleware());
+  // Order matters: on the write routes the API key is checked before any body is read, and
+  // bodies beyond the payload limit are refused (413 PAYLOAD_TOO_LARGE) before they are parsed.
+  app.use(API_KEY_ROUTES, app.get(ApiKeys).middleware());
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes + 1024 });
   app.useGlobalFilters(new ProtocolExceptionFilter());
-  app.enableCors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins });
+  // Browser readers of §12 must be allowed to read the offset headers.
+  app.enableCors({ origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, exposedHeaders: [...STREAM_READ_HEADERS] });
   app.useWebSocketAdapter(new GatewayIoAdapter(app, config));
   exitGracefullyOn(['SIGTERM', 'SIGINT'], () => app.close(), logger);
 

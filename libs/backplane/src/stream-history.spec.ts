@@ -108,4 +108,17 @@ describe('StreamHistory.catchUp', () => {
     expect((await history().range(stream, 2, 4)).map((e) => e.seq)).toEqual([2, 3, 4]);
     expect(await history().head('bot:never-published')).toBeNull();
   });
+
+  it('pages through history with the head it was read with', async () => {
+    const { stream, epoch } = await streamWith(40);
+    const page = await history().page(stream, 34, 4);
+    expect(page.head).toEqual({ epoch, seq: 40, base: 0 });
+    expect(page.events.map((e) => e.seq)).toEqual([35, 36, 37, 38]);
+    expect((await history().page(stream, 38, 4)).events.map((e) => e.seq)).toEqual([39, 40]);
+    expect((await history().page(stream, 40, 4)).events).toEqual([]);
+    // Trimmed: the first event held is not the one after afterSeq.
+    const [first] = (await history().page(stream, 0, 2)).events;
+    expect(first.seq).toBeGreaterThan(1);
+    expect(await history().page('bot:never-published', 0, 4)).toEqual({ head: null, events: [] });
+  });
 });

@@ -115,6 +115,29 @@ export class StreamHistory {
   }
 
   /**
+   * At most `count` events after `afterSeq`, and the head they were read with, in one atomic
+   * step (MULTI: the keys share the stream's hash tag), for a reader paging through history.
+   * `head` is null for a stream with no history; the events are those still held, so a first
+   * seq other than `afterSeq + 1` means retention trimmed the ones before it.
+   */
+  async page(stream: StreamName, afterSeq: number, count: number): Promise<{ head: StreamHead | null; events: Envelope[] }> {
+    const keys = streamKeys(stream);
+    const results = await this.redis
+      .multi()
+      .hmget(keys.meta, 'epoch', 'seq', 'base')
+      .xrange(keys.history, `${afterSeq + 1}-0`, '+', 'COUNT', count)
+      .exec();
+    if (!results) throw new ProtocolError(ErrorCode.UNAVAILABLE, `the history read of ${stream} was aborted`);
+    const [[metaError, meta], [rangeError, entries]] = results as [[Error | null, Array<string | null>], [Error | null, Array<[string, string[]]>]];
+    if (metaError || rangeError) throw metaError ?? rangeError;
+    const [epoch, seq, base] = meta;
+    return {
+      head: epoch ? { epoch, seq: Number(seq ?? 0), base: Number(base ?? 0) } : null,
+      events: entries.map(([, fields]) => decodeStored(stream, fields[5])),
+    };
+  }
+
+  /**
    * The stream's epoch, head seq and the epoch's base (the seq before its first event: 0 for
    * a new stream, the surviving head when a failover or restart started the epoch), or null
    * for a stream with no history.

@@ -11,3 +11,4 @@ export * from './reducers';
 export * from './dag-check';
 export * from './json-shape';
 export * from './plain-ws';
+export * from './http-reads';

@@ -3,6 +3,14 @@ import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@ne
 import type { NextFunction, Request, Response } from 'express';
 import { ErrorCode, ProtocolError } from '@app/protocol';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
+import { bearerCredential } from './bearer';
+
+/**
+ * The server-to-server write routes (PROTOCOL.md §7) an API key opens, as Express paths: the
+ * key is checked there before any body is read. The reads under `/v1` (§12) take user JWTs.
+ * (PublishController's guard checks the key again, so a route missing here is still closed.)
+ */
+export const API_KEY_ROUTES = ['/v1/streams/:stream/events', '/v1/bots/:botId/inbound'];
 
 /** Server-to-server API keys (`Authorization: Bearer <key>`), compared in constant time. */
 @Injectable()
@@ -15,11 +23,11 @@ export class ApiKeys {
 
   /** The refusal for this Authorization header, or null when it carries a known key. */
   refusal(header: string | undefined): ProtocolError | null {
-    const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
-    const presented = match ? Buffer.from(match[1]) : null;
+    const credential = bearerCredential(header);
+    const presented = credential !== undefined ? Buffer.from(credential) : null;
     const known = presented && this.keys.some((key) => key.length === presented.length && timingSafeEqual(key, presented));
     if (known) return null;
-    return new ProtocolError(ErrorCode.UNAUTHORIZED, match ? 'unknown API key' : 'missing API key (Authorization: Bearer <key>)');
+    return new ProtocolError(ErrorCode.UNAUTHORIZED, presented ? 'unknown API key' : 'missing API key (Authorization: Bearer <key>)');
   }
 
   /**

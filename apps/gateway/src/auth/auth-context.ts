@@ -1,5 +1,4 @@
-import type { StreamName } from '@app/protocol';
-import { ErrorCode, ProtocolError, scopeAllows } from '@app/protocol';
+import { ErrorCode, ProtocolError, scopeAllows, type StreamName } from '@app/protocol';
 
 /** Who a socket acts for, from its verified token (PROTOCOL.md §1). */
 export interface AuthContext {

@@ -13,18 +13,19 @@ describe('loadGatewayConfig', () => {
     expect(config.transports).toEqual(['websocket']);
     expect(config.limits).toEqual({ maxPayloadBytes: 262144, commandsPerSecond: 20, commandTimeoutMs: 10000, maxSubscriptions: 200 });
     expect(config.serverId).toMatch(/^[A-Za-z0-9_.-]+$/);
+    expect(config.longPollTimeoutMs).toBe(25_000);
   });
 
   it('names every bad variable at once', () => {
     let error: unknown;
     try {
-      loadGatewayConfig({ REDIS_URL: 'localhost', PORT: 'eighty', COMMANDS_PER_SECOND: '0', TRANSPORTS: 'carrier-pigeon' });
+      loadGatewayConfig({ REDIS_URL: 'localhost', PORT: 'eighty', COMMANDS_PER_SECOND: '0', TRANSPORTS: 'carrier-pigeon', LONG_POLL_TIMEOUT_MS: '5' });
     } catch (e) {
       error = e;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as ConfigError).message;
-    for (const name of ['REDIS_URL', 'PORT', 'COMMANDS_PER_SECOND', 'TRANSPORTS', 'JWT_SECRET']) expect(message).toContain(name);
+    for (const name of ['REDIS_URL', 'PORT', 'COMMANDS_PER_SECOND', 'TRANSPORTS', 'JWT_SECRET', 'LONG_POLL_TIMEOUT_MS']) expect(message).toContain(name);
     expect(message).toContain('got "eighty"');
   });
 

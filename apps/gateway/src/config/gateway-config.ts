@@ -21,8 +21,10 @@ export interface GatewayConfig {
   transports: Array<'websocket' | 'polling'>;
   limits: { maxPayloadBytes: number; commandsPerSecond: number; commandTimeoutMs: number; maxSubscriptions: number };
   heartbeatMs: number;
-  /** Unsent bytes after which a plain-WebSocket connection is closed as a slow reader. */
+  /** Unsent bytes after which a plain-WebSocket connection or an SSE reader is closed as a slow reader. */
   wsMaxBufferedBytes: number;
+  /** How long a long-poll HTTP read waits before it answers 204. */
+  longPollTimeoutMs: number;
   idempotencyTtlSeconds: number;
   retention: RetentionPolicy;
   publisher: PublisherOptions;
@@ -59,6 +61,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     },
     heartbeatMs: e.HEARTBEAT_MS,
     wsMaxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+    longPollTimeoutMs: e.LONG_POLL_TIMEOUT_MS,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     retention: retentionFromEnv(e),
     publisher: publisherOptionsFromEnv(e),

@@ -101,14 +101,25 @@ export class GatewayEnv extends BackplaneEnv {
   HEARTBEAT_MS = 25_000;
 
   /**
-   * A connection (Socket.IO, plain WebSocket, compatibility) whose unsent frames pass this
-   * many bytes (a reader that stopped reading) is cut off rather than buffered without bound.
+   * A connection (Socket.IO, plain WebSocket, compatibility, SSE reader) whose unsent frames
+   * pass this many bytes (a reader that stopped reading) is cut off rather than buffered
+   * without bound.
    */
   @Transform(toInt)
   @IsInt()
   @Min(64 * 1024)
   @Max(256 * 1024 * 1024)
   WS_MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+  /**
+   * How long an HTTP read with `live=long-poll` (PROTOCOL.md §12) waits for an event before it
+   * answers 204: below the idle timeout of the proxies in front of the pods.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(120_000)
+  LONG_POLL_TIMEOUT_MS = 25_000;
 
   /** A command whose work has not answered by then is acked `TIMEOUT`. */
   @Transform(toInt)

@@ -1,6 +1,6 @@
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger, MethodNotAllowedException } from '@nestjs/common';
 import type { Response } from 'express';
-import { type ErrorBody, ErrorCode } from '@app/protocol';
+import { type ErrorBody, ErrorCode, OffsetGoneError } from '@app/protocol';
 import { errorBody, knownError } from '../common/error-body';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -17,6 +17,15 @@ const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
 };
 
+/** The HTTP status of an error: its code's, but for the two the codes do not name. */
+function statusOf(exception: unknown, body: ErrorBody): number {
+  // An offset of a lost or trimmed history (PROTOCOL.md §12, Durable Streams §5.5).
+  if (exception instanceof OffsetGoneError) return 410;
+  // A write to a read-only URL: the route sets `Allow`.
+  if (exception instanceof MethodNotAllowedException) return 405;
+  return STATUS[body.code];
+}
+
 /**
  * Every HTTP error leaves as `{ code, message, details? }` with a contract code — the
  * same shape as a command's error — including body-parser and routing errors.
@@ -31,7 +40,9 @@ export class ProtocolExceptionFilter implements ExceptionFilter {
     if (body.code === ErrorCode.RATE_LIMITED || body.code === ErrorCode.UNAVAILABLE) {
       response.setHeader('Retry-After', Math.ceil((body.retryAfterMs ?? 1000) / 1000));
     }
-    response.status(STATUS[body.code]).json(body);
+    // The stream's position moves on: a 410 (cacheable by default) must not be kept.
+    if (exception instanceof OffsetGoneError) response.setHeader('Cache-Control', 'no-store');
+    response.status(statusOf(exception, body)).json(body);
   }
 
   private toBody(exception: unknown): ErrorBody {

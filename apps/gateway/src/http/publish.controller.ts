@@ -1,10 +1,11 @@
 import { Body, Controller, Headers, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
 import { producerIds, singleEvent, StreamPublisher } from '@app/backplane';
-import { ErrorCode, parseStream, ProtocolError, validateEventDraft } from '@app/protocol';
+import { ErrorCode, ProtocolError, validateEventDraft } from '@app/protocol';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { InboundService } from '../domain/inbound.service';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { BackplaneDeadline } from './backplane-deadline';
+import { streamParam } from './stream-param';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
 const BODY_FIELDS = new Set(['type', 'payload']);
@@ -24,15 +25,11 @@ export class PublishController {
   @Post('streams/:stream/events')
   @HttpCode(201)
   async publish(
-    @Param('stream') streamParam: string,
+    @Param('stream') name: string,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey?: string,
   ): Promise<{ stream: string; seq: number; epoch: string; id: string }> {
-    const stream = parseStream(streamParam);
-    if (!stream)
-      throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'stream must be bot:<id> or dag:<id>', [
-        { field: 'stream', constraint: 'isStreamName', message: 'stream must be bot:<id> or dag:<id> with an id matching [A-Za-z0-9_.-]{1,128}' },
-      ]);
+    const stream = streamParam(name);
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new ProtocolError(ErrorCode.VALIDATION_FAILED, 'Idempotency-Key must match [A-Za-z0-9_.:-]{1,128}');
     }

@@ -96,6 +96,18 @@ export class GatewayMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly httpReaders = new Gauge({
+    name: 'rtgw_http_readers',
+    help: 'HTTP reads waiting on this pod: long-polls, and SSE responses (also counted in rtgw_sockets)',
+    labelNames: ['mode'],
+    registers: [this.registry],
+  });
+  readonly httpReadersClosed = new Counter({
+    name: 'rtgw_http_readers_closed_total',
+    help: 'SSE reads ended, by reason (client: the client closed it; the others are the server)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'rtgw_' });

@@ -116,8 +116,12 @@ export class SubscriptionService {
     };
   }
 
-  /** A snapshot read, shared by the subscribes that want one at the same time (see SnapshotReads). */
-  private async readSnapshot(stream: StreamName): Promise<CatchUp> {
+  /**
+   * A snapshot read of the stream (PROTOCOL.md §5): what a subscribe without `sinceSeq`
+   * gets, and `GET /v1/streams/:stream/snapshot` (§12). Subscribes share these reads (see
+   * SnapshotReads).
+   */
+  async readSnapshot(stream: StreamName): Promise<CatchUp> {
     const catchUp = await this.history.catchUp(stream);
     if (catchUp.mode === 'snapshot') this.compactIfLong(stream, catchUp);
     return catchUp;
