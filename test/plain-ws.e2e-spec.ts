@@ -1,5 +1,6 @@
 import type { Envelope, StreamName } from '@app/protocol';
 import { waitFor } from '@app/runtime';
+import { connect as connectTcp } from 'node:net';
 import WebSocket from 'ws';
 import { openPlain, type PlainTestSocket } from './support/plain-ws';
 import { connectSocket, range, seqsOf, type TestSocket } from './support/sockets';
@@ -90,6 +91,72 @@ describe('authentication', () => {
     const io = await connectSocket(system.gateways[0].url, await signToken());
     open.push(io);
     expect(io.hello.serverId).toBe('pod-1');
+  });
+});
+
+describe('upgrades', () => {
+  /** Sends a raw upgrade request; resolves with the status line, or 'hung' when nothing came in 3 s. */
+  async function rawUpgrade(target: string): Promise<string> {
+    const { port } = new URL(system.gateways[0].url);
+    const socket = connectTcp(Number(port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(
+      `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    const answer = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('hung'), 3_000);
+      socket.once('data', (chunk: Buffer) => {
+        clearTimeout(timer);
+        resolve(chunk.toString().split('\r\n')[0]);
+      });
+    });
+    socket.destroy();
+    return answer;
+  }
+
+  it('answers a request target no URL parser reads 400, and stays up', async () => {
+    expect(await rawUpgrade('//[')).toBe('HTTP/1.1 400 Bad Request');
+    expect(await rawUpgrade('http://%zz/')).toBe('HTTP/1.1 400 Bad Request');
+    expect((await fetch(`${system.gateways[0].url}/healthz`)).status).toBe(200);
+  });
+
+  it("answers paths near Socket.IO's but not its own 404 instead of leaving them open", async () => {
+    expect(await rawUpgrade('/socket.io')).toBe('HTTP/1.1 404 Not Found');
+    expect(await rawUpgrade('/socket.io?EIO=4&transport=websocket')).toBe('HTTP/1.1 404 Not Found');
+    expect(await rawUpgrade('/socket.iox/')).toBe('HTTP/1.1 404 Not Found');
+    expect(await rawUpgrade('/socket.io/?EIO=4&transport=websocket')).toBe('HTTP/1.1 101 Switching Protocols');
+  });
+
+  it('acks commands sent right behind the auth frame, before authentication finished', async () => {
+    const token = await signToken({ sub: 'eager' });
+    const ws = new WebSocket(`${system.gateways[0].url.replace('http', 'ws')}/ws`);
+    const frames: Array<{ kind: string; id?: string; ok?: boolean }> = [];
+    ws.on('message', (data) => frames.push(JSON.parse(data.toString())));
+    ws.on('open', () => {
+      ws.send(JSON.stringify({ type: 'auth', token }));
+      for (const id of ['e1', 'e2', 'e3']) ws.send(JSON.stringify({ v: 1, id, type: 'presence', payload: { stream: 'bot:eager' } }));
+    });
+    await waitFor(() => frames.filter((f) => f.kind === 'ack').length === 3, { message: 'three acks' });
+    expect(frames.map((f) => f.kind)).toEqual(['hello', 'ack', 'ack', 'ack']);
+    expect(frames.filter((f) => f.kind === 'ack').map((f) => [f.id, f.ok])).toEqual([
+      ['e1', true],
+      ['e2', true],
+      ['e3', true],
+    ]);
+    ws.close();
+  });
+
+  it('sends a heartbeat frame every heartbeat period', async () => {
+    const quick = await startSystem({ gateways: 1, workers: 0, env: { HEARTBEAT_MS: '1000' } });
+    try {
+      const s = await openPlain(quick.gateways[0].url, { token: await signToken() });
+      await s.hello();
+      const before = s.frames.length;
+      expect(await s.next('heartbeat', before)).toEqual({ kind: 'heartbeat' });
+      s.close();
+    } finally {
+      await quick.stop();
+    }
   });
 });
 

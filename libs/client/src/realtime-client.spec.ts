@@ -128,4 +128,18 @@ describe('RealtimeClient reconnect policy', () => {
   it('refuses an unknown transport name at construction', () => {
     expect(() => new RealtimeClient({ url: 'http://a', token: 'jwt', transport: 'carrier-pigeon' as 'websocket' })).toThrow(/unknown transport carrier-pigeon/);
   });
+
+  it('fails with VALIDATION_FAILED, closed, when the transport cannot even open (a URL the WebSocket class refuses)', async () => {
+    const errors: ProtocolError[] = [];
+    const made = client({
+      transport: () => {
+        throw new SyntaxError("Failed to construct 'WebSocket': The URL 'localhost:3000' is invalid.");
+      },
+    });
+    made.on('error', (error) => errors.push(error));
+    await waitFor(() => errors.length === 1);
+    expect(errors[0]).toMatchObject({ code: ErrorCode.VALIDATION_FAILED });
+    expect(errors[0].message).toContain('cannot connect to http://a');
+    expect(made.status).toBe('closed');
+  });
 });

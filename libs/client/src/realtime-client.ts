@@ -237,7 +237,13 @@ export class RealtimeClient extends TypedEmitter<ClientEvents> {
     void Promise.all([this.transportFactory(), resolveToken(this.options.token)]).then(
       ([factory, token]) => {
         if (this.current !== current) return;
-        current.transport = factory({ url, token, resumeSession: this.options.resumeSession }, this.handlersFor(current.id));
+        try {
+          current.transport = factory({ url, token, resumeSession: this.options.resumeSession }, this.handlersFor(current.id));
+        } catch (error) {
+          // A URL the WebSocket constructor refuses (no scheme, a blocked port) is a mistake,
+          // not a passing fault: retrying would only repeat it.
+          this.fail(new ProtocolError(ErrorCode.VALIDATION_FAILED, `cannot connect to ${url}: ${error instanceof Error ? error.message : String(error)}`));
+        }
       },
       (error: unknown) => {
         if (this.current !== current) return;

@@ -29,6 +29,13 @@ export interface AuthFrame {
   token: string;
 }
 
+/**
+ * Sent by `/ws` every `hello.heartbeatMs` (an addition to PROTOCOL.md §11): WebSocket pings
+ * are invisible to a browser's script, so this is how a client there tells a live but quiet
+ * connection from a dead one (silence for about twice the period).
+ */
+export const HEARTBEAT_FRAME = '{"kind":"heartbeat"}';
+
 type ServerEventPayload<E extends keyof ServerToClientEvents> = Parameters<ServerToClientEvents[E]>[0];
 
 /**
@@ -38,6 +45,7 @@ type ServerEventPayload<E extends keyof ServerToClientEvents> = Parameters<Serve
  */
 export type PlainServerFrame =
   | ({ kind: 'ack'; id: string } & Ack)
+  | { kind: 'heartbeat' }
   | ({ kind: 'event' } & Envelope)
   | { [E in Exclude<keyof ServerToClientEvents, 'event'>]: { kind: E } & ServerEventPayload<E> }[Exclude<keyof ServerToClientEvents, 'event'>];
 

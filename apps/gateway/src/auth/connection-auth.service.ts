@@ -24,30 +24,32 @@ export class ConnectionAuth {
     private readonly subscriptions: SubscriptionService,
   ) {}
 
-  /** A Socket.IO middleware: only sockets with a valid token get connected. */
+  /**
+   * A Socket.IO middleware: only sockets with a valid token get connected. A token already
+   * verified (most reconnects) is taken without a promise; anything else is `authenticate`'s.
+   */
   middleware(): (socket: GatewaySocket, next: (error?: Error) => void) => void {
     return (socket, next) => {
-      if (this.lifecycle.draining) return next(handshakeError('UNAVAILABLE', 'this server is draining; connect to another'));
       const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-      const known = this.verifier.known(token);
+      const known = this.lifecycle.draining ? undefined : this.verifier.known(token);
       if (known) {
         socket.data.auth = known;
         return next();
       }
-      this.verifier.verify(token).then(
+      this.authenticate(token).then(
         (context) => {
           socket.data.auth = context;
           next();
         },
-        (error: unknown) => next(handshakeError('UNAUTHORIZED', error instanceof ProtocolError ? error.message : 'invalid token')),
+        (error: ProtocolError) => next(handshakeError(error.code === ErrorCode.UNAVAILABLE ? 'UNAVAILABLE' : 'UNAUTHORIZED', error.message)),
       );
     };
   }
 
   /**
-   * The same check for transports that authenticate after the upgrade (plain WebSocket,
-   * compatibility endpoints): the token's context, or a ProtocolError (UNAUTHORIZED, or
-   * UNAVAILABLE while draining).
+   * Every transport's authentication (Socket.IO's handshake, plain WebSocket, compatibility
+   * endpoints, HTTP reads): the token's context, or a ProtocolError — UNAUTHORIZED, or
+   * UNAVAILABLE while this pod drains.
    */
   async authenticate(token: unknown): Promise<AuthContext> {
     if (this.lifecycle.draining) throw new ProtocolError(ErrorCode.UNAVAILABLE, 'this server is draining; connect to another');
@@ -88,7 +90,7 @@ export class ConnectionAuth {
     if (socket.disconnected) return;
     if (socket.data.auth.expiresAt > Date.now()) return this.armExpiry(socket);
     socket.emit('auth_expired', { message: 'token expired' });
-    socket.disconnect(true);
+    socket.disconnect(true, 'expired');
   }
 }
 

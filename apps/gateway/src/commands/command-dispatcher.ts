@@ -52,7 +52,7 @@ export class CommandDispatcher {
     if (limit.flood) {
       answer(failure(new ProtocolError(ErrorCode.RATE_LIMITED, 'command flood: connection closed', undefined, 1000)));
       this.logger.warn({ msg: 'closing a flooding connection', connectionId: connection.id, userId: connection.data.auth.userId });
-      connection.disconnect(true);
+      connection.disconnect(true, 'flood');
       return;
     }
     if (!limit.allowed) {

@@ -15,6 +15,23 @@ function fakeCore() {
 const connection = { id: 'conn1', disconnected: false } as PlainConnection;
 
 describe('CompatLink', () => {
+  it('closes the socket 1013 (try again later) after its error frame when the subscribe failed for a passing reason; not for a refusal', () => {
+    const ended: string[] = [];
+    const conn = { id: 'conn2', disconnected: false, end: (reason: string) => ended.push(reason) } as unknown as PlainConnection;
+    const { core, sent } = fakeCore();
+    const link = new CompatLink(conn, core, 'dag');
+    const seen: string[] = [];
+    link.subscribe('dag:e1', (ack) => seen.push(ack.ok ? 'ok' : ack.error.code));
+    sent[0].ack({ ok: false, error: { code: ErrorCode.UNAVAILABLE, message: 'the backplane is unavailable', retryAfterMs: 1000 } });
+    expect(seen).toEqual(['UNAVAILABLE']);
+    expect(ended).toEqual(['unavailable']);
+
+    link.subscribe('dag:e2', (ack) => seen.push(ack.ok ? 'ok' : ack.error.code));
+    sent[1].ack({ ok: false, error: { code: ErrorCode.FORBIDDEN, message: 'no' } });
+    expect(seen).toEqual(['UNAVAILABLE', 'FORBIDDEN']);
+    expect(ended).toEqual(['unavailable']);
+  });
+
   it('makes fresh command ids, and for a frame that carries its own id the same id again', () => {
     const { core, sent } = fakeCore();
     const link = new CompatLink(connection, core, 'pp');

@@ -12,11 +12,15 @@ import {
   type StreamName,
   type SubscribeResult,
 } from '@app/protocol';
+import { errorBody, knownError } from '../common/error-body';
 import type { PlainConnection } from '../plain-ws/plain-connection';
 import type { ConnectionCore } from '../realtime/connection-core';
 
 /** A contract command built from an old protocol's frame. */
 export type ContractCommand = { [T in CommandType]: { type: T; payload: CommandPayload<T> } }[CommandType];
+
+/** Failures that pass by themselves: worth a reconnect. */
+const PASSING_ERRORS: ReadonlySet<string> = new Set([ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT, ErrorCode.RATE_LIMITED, ErrorCode.INTERNAL]);
 
 /** Client frames waiting their turn on one connection; past this a frame is refused RATE_LIMITED. */
 export const MAX_WAITING_FRAMES = 32;
@@ -62,9 +66,18 @@ export class CompatLink {
     return new Promise((resolve) => this.core.command(this.connection, { v: PROTOCOL_VERSION, id, ...command }, resolve));
   }
 
-  /** Subscribes the stream with a snapshot (old dashboards know no seqs); `onAck` as in {@link commandNow}. */
+  /**
+   * Subscribes the stream with a snapshot (old dashboards know no seqs); `onAck` as in
+   * {@link commandNow}. A subscribe that failed for a passing reason (Redis unreachable, a
+   * timeout) leaves the socket no stream to show, and an old dashboard no way to tell: once
+   * `onAck` has sent its error frame, the socket is closed 1013 (try again later), which such
+   * dashboards answer by reconnecting — and a reconnect resyncs.
+   */
   subscribe(stream: StreamName, onAck: (ack: Ack<SubscribeResult>) => void): void {
-    this.commandNow('subscribe', { stream }, onAck);
+    this.commandNow('subscribe', { stream }, (ack) => {
+      onAck(ack);
+      if (!ack.ok && PASSING_ERRORS.has(ack.error.code)) this.connection.end('unavailable');
+    });
   }
 
   /**
@@ -82,8 +95,9 @@ export class CompatLink {
   }
 
   /**
-   * Runs `task` after every earlier one. A task that throws a ProtocolError answers with it
-   * through `onError`; any other failure is logged and answered INTERNAL. Returns false (and
+   * Runs `task` after every earlier one. What a task throws reaches `onError` as its contract
+   * body (errorBody: a ProtocolError as it is, Redis down as UNAVAILABLE, any other fault
+   * logged and answered INTERNAL). Returns false (and
    * runs nothing) when {@link MAX_WAITING_FRAMES} already wait.
    */
   enqueue(task: () => Promise<void> | void, onError: (error: ErrorBody) => void): boolean {
@@ -93,9 +107,9 @@ export class CompatLink {
       try {
         if (!this.connection.disconnected) await task();
       } catch (error) {
-        if (error instanceof ProtocolError) return onError(error.toBody());
-        logger.error({ msg: 'compat frame failed', connectionId: this.connection.id, err: error instanceof Error ? error.stack : String(error) });
-        onError({ code: ErrorCode.INTERNAL, message: 'internal error' });
+        if (!knownError(error))
+          logger.error({ msg: 'compat frame failed', connectionId: this.connection.id, err: error instanceof Error ? error.stack : String(error) });
+        onError(errorBody(error));
       } finally {
         this.waiting--;
       }

@@ -6,6 +6,7 @@ import {
   botStream,
   type Envelope,
   type ErrorBody,
+  ErrorCode,
   initialBotState,
   isValidId,
   type RunUsage,
@@ -160,7 +161,10 @@ export class PocketPawEndpoint implements PlainEndpoint {
       let history: SessionHistory | undefined;
       if (sessionId !== undefined) {
         const ack = await link.command('switch_session', { sessionId });
-        if (ack.ok) history = ack.result;
+        // This socket shows one bot: a session of another (one the token may read) is not here.
+        if (ack.ok && ack.result.botId !== state.botId) {
+          send(link.connection, pocketPawErrorFrame({ code: ErrorCode.NOT_FOUND, message: `no session ${sessionId} of bot ${state.botId}` }, 'switch_session'));
+        } else if (ack.ok) history = ack.result;
         else send(link.connection, pocketPawErrorFrame(ack.error, 'switch_session'));
       }
       if (history) {

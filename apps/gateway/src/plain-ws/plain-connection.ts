@@ -1,7 +1,7 @@
 import type { ServerToClientEvents } from '@app/protocol';
 import { WsCloseCode } from '@app/protocol';
 import type WebSocket from 'ws';
-import type { Connection, ConnectionData } from '../realtime/connection';
+import type { Connection, ConnectionData, ServerCloseReason } from '../realtime/connection';
 import type { PlainEndpoint } from './plain-endpoint';
 
 /** What a plain connection needs of its pod (kept on the router, shared by every connection). */
@@ -15,7 +15,20 @@ export interface PlainHost {
   forget(connection: PlainConnection): void;
 }
 
-export type CloseReason = 'unauthorized' | 'expired' | 'auth_timeout' | 'draining' | 'flood' | 'slow_reader' | 'too_large';
+/** Why the server closes a plain connection; each maps to one close code (see closeFrame). */
+export type CloseReason =
+  | 'unauthorized'
+  | 'expired'
+  | 'auth_timeout'
+  | 'draining'
+  | 'flood'
+  | 'too_large'
+  | 'internal'
+  | 'unavailable'
+  | 'closed'
+  /** Cut off at once, with no close frame: it stopped reading, or stopped answering pings. */
+  | 'slow_reader'
+  | 'no_pong';
 
 /**
  * One plain-WebSocket client (`/ws` or a compatibility endpoint) as a Connection of the core.
@@ -29,7 +42,6 @@ export class PlainConnection implements Connection {
   alive = true;
   /** The endpoint's own per-connection state (a compat endpoint's stream, ids…). */
   state: unknown = undefined;
-  private expired = false;
 
   constructor(
     readonly id: string,
@@ -41,7 +53,6 @@ export class PlainConnection implements Connection {
 
   emit<E extends keyof ServerToClientEvents>(event: E, ...args: Parameters<ServerToClientEvents[E]>): boolean {
     if (this.disconnected) return false;
-    if (event === 'auth_expired') this.expired = true;
     const text = this.endpoint.encode(this, event, args[0]);
     return text === undefined ? true : this.sendText(text);
   }
@@ -70,12 +81,8 @@ export class PlainConnection implements Connection {
     this.host.leaveRoom(this, stream);
   }
 
-  /**
-   * The core closes a connection for two reasons only: a command flood, or a token that
-   * expired (right after `auth_expired`); each has its own close code.
-   */
-  disconnect(): void {
-    this.end(this.expired ? 'expired' : 'flood');
+  disconnect(_close?: boolean, why?: ServerCloseReason): void {
+    this.end(why ?? 'closed');
   }
 
   /** Closes with the code the contract gives the reason; a stuck reader is cut off at once. */
@@ -83,16 +90,25 @@ export class PlainConnection implements Connection {
     if (this.disconnected) return;
     this.disconnected = true;
     this.host.closedBy(reason);
-    if (reason === 'slow_reader') return void this.socket.terminate();
-    this.socket.close(CLOSE_CODES[reason], reason === 'draining' ? 'DRAINING' : reason.toUpperCase());
+    if (reason === 'slow_reader' || reason === 'no_pong') return void this.socket.terminate();
+    const { code, text } = closeFrame(reason);
+    this.socket.close(code, text);
   }
 }
 
-const CLOSE_CODES: Record<Exclude<CloseReason, 'slow_reader'>, WsCloseCode> = {
+/** The close code and reason text for a reason (PROTOCOL.md §11; 1000, 1011 and 1013 are WebSocket's own). */
+export function closeFrame(reason: Exclude<CloseReason, 'slow_reader' | 'no_pong'>): { code: number; text: string } {
+  return { code: CLOSE_CODES[reason], text: reason.toUpperCase() };
+}
+
+const CLOSE_CODES: Record<Exclude<CloseReason, 'slow_reader' | 'no_pong'>, number> = {
   unauthorized: WsCloseCode.UNAUTHORIZED,
   expired: WsCloseCode.UNAUTHORIZED,
   auth_timeout: WsCloseCode.AUTH_TIMEOUT,
   draining: WsCloseCode.DRAINING,
   flood: WsCloseCode.FLOOD,
   too_large: WsCloseCode.TOO_LARGE,
+  internal: 1011,
+  unavailable: 1013,
+  closed: 1000,
 };

@@ -19,6 +19,8 @@ export interface PlainEndpoint {
    * in order with its resync, or has no sessions.
    */
   readonly coreResumesSession: boolean;
+  /** A text frame sent every heartbeat (the pings go anyway), for clients that cannot see pings. */
+  readonly heartbeatText?: string;
   /** A server event as this endpoint's text frame, or undefined to send nothing. */
   encode<E extends keyof ServerToClientEvents>(connection: PlainConnection, event: E, payload: Parameters<ServerToClientEvents[E]>[0]): string | undefined;
   /** The connection is authenticated and open in the core (after `hello`). */

@@ -3,17 +3,21 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { AUTH_FRAME_TIMEOUT_MS, ErrorCode, ProtocolError, WsCloseCode } from '@app/protocol';
+import { AUTH_FRAME_TIMEOUT_MS, type AuthFrame, ErrorCode, ProtocolError, WsCloseCode } from '@app/protocol';
 import WebSocket, { type RawData, WebSocketServer } from 'ws';
 import { ConnectionAuth } from '../auth/connection-auth.service';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { Lifecycle } from '../lifecycle/lifecycle.service';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { ConnectionCore } from '../realtime/connection-core';
-import { type CloseReason, PlainConnection, type PlainHost } from './plain-connection';
+import { closeFrame, type CloseReason, PlainConnection, type PlainHost } from './plain-connection';
 import type { PlainEndpoint } from './plain-endpoint';
 
 const CONNECTION = Symbol('plain-connection');
+/** engine.io's own upgrade path (the gateway's Socket.IO `path` plus its trailing slash). */
+const SOCKET_IO_PATH = '/socket.io/';
+/** Frames a client may send before its authentication finished; one more is a flood. */
+const EARLY_FRAMES_MAX = 16;
 type TaggedSocket = WebSocket & { [CONNECTION]?: PlainConnection };
 
 /**
@@ -95,46 +99,79 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
   }
 
   private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = new URL(request.url ?? '/', 'http://gateway');
-    if (url.pathname.startsWith('/socket.io')) return; // engine.io answers its own upgrades
+    socket.on('error', () => undefined);
+    let url: URL;
+    try {
+      url = new URL(request.url ?? '/', 'http://gateway');
+    } catch {
+      // A request target `new URL` cannot read (`//[`): nothing to route, nothing to throw.
+      return void socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
+    // engine.io answers its own upgrades: exactly those it checks for, under `/socket.io/`.
+    if (request.url?.startsWith(SOCKET_IO_PATH)) return;
     for (const endpoint of this.endpoints) {
       const params = endpoint.match(url.pathname);
       if (!params) continue;
       this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws as TaggedSocket, endpoint, params, url.searchParams));
       return;
     }
-    socket.on('error', () => undefined);
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   }
 
+  /**
+   * Authenticates an upgraded socket: by its query token, or (where the endpoint allows) by a
+   * first `auth` frame within 5 s. Frames the client sends before authentication finished —
+   * a browser sends its auth frame and its first subscribe in one go — wait (a few, bounded)
+   * and are handled in order once the connection is open.
+   */
   private accept(ws: TaggedSocket, endpoint: PlainEndpoint, params: Record<string, string>, query: URLSearchParams): void {
     ws.on('error', onSocketError);
     const token = query.get('token');
-    if (token !== null) return void this.authenticate(ws, endpoint, params, query, token);
-    if (!endpoint.acceptsAuthFrame) return refuse(ws, WsCloseCode.UNAUTHORIZED, 'UNAUTHORIZED', this, 'unauthorized');
+    if (token === null && !endpoint.acceptsAuthFrame) return refuse(ws, 'unauthorized', this);
 
-    const timer = setTimeout(() => refuse(ws, WsCloseCode.AUTH_TIMEOUT, 'AUTH_TIMEOUT', this, 'auth_timeout'), AUTH_FRAME_TIMEOUT_MS);
-    ws.once('close', () => clearTimeout(timer));
-    ws.once('message', (data: RawData, isBinary: boolean) => {
+    const early: Array<[RawData, boolean]> = [];
+    let authenticating = token !== null;
+    const timer = authenticating ? undefined : setTimeout(() => refuse(ws, 'auth_timeout', this), AUTH_FRAME_TIMEOUT_MS);
+    const onEarlyFrame = (data: RawData, isBinary: boolean): void => {
+      if (authenticating) {
+        if (early.length < EARLY_FRAMES_MAX) early.push([data, isBinary]);
+        else refuse(ws, 'flood', this);
+        return;
+      }
       clearTimeout(timer);
       const frame = isBinary ? undefined : parseJson(data.toString());
-      const authToken = isAuthFrame(frame) ? frame.token : undefined;
-      if (authToken === undefined) return refuse(ws, WsCloseCode.UNAUTHORIZED, 'UNAUTHORIZED', this, 'unauthorized');
-      void this.authenticate(ws, endpoint, params, query, authToken);
-    });
+      if (!isAuthFrame(frame)) return refuse(ws, 'unauthorized', this);
+      authenticating = true;
+      void this.authenticate(ws, endpoint, params, query, frame.token, handOver);
+    };
+    const handOver = (): Array<[RawData, boolean]> => {
+      ws.off('message', onEarlyFrame);
+      return early;
+    };
+    ws.on('message', onEarlyFrame);
+    ws.once('close', () => clearTimeout(timer));
+    if (token !== null) void this.authenticate(ws, endpoint, params, query, token, handOver);
   }
 
-  private async authenticate(ws: TaggedSocket, endpoint: PlainEndpoint, params: Record<string, string>, query: URLSearchParams, token: string): Promise<void> {
+  private async authenticate(
+    ws: TaggedSocket,
+    endpoint: PlainEndpoint,
+    params: Record<string, string>,
+    query: URLSearchParams,
+    token: string,
+    handOver: () => Array<[RawData, boolean]>,
+  ): Promise<void> {
     let auth;
     try {
       auth = await this.connectionAuth.authenticate(token);
     } catch (error) {
       const draining = error instanceof ProtocolError && error.code === ErrorCode.UNAVAILABLE;
-      return draining
-        ? refuse(ws, WsCloseCode.DRAINING, 'DRAINING', this, 'draining')
-        : refuse(ws, WsCloseCode.UNAUTHORIZED, 'UNAUTHORIZED', this, 'unauthorized');
+      return refuse(ws, draining ? 'draining' : 'unauthorized', this);
     }
     if (ws.readyState !== WebSocket.OPEN) return;
+    // The drain may have listed its connections while this one was being checked.
+    if (this.lifecycle.draining) return refuse(ws, 'draining', this);
+    const early = handOver();
     const connection = new PlainConnection(randomBytes(12).toString('base64url'), ws, { auth }, endpoint, this);
     ws[CONNECTION] = connection;
     ws.on('message', onMessage);
@@ -147,7 +184,9 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
       endpoint.opened(connection, params, query);
     } catch (error) {
       this.logger.error({ msg: 'endpoint failed to open a connection', endpoint: endpoint.name, err: error instanceof Error ? error.stack : String(error) });
+      return connection.end('internal');
     }
+    for (const [data, isBinary] of early) onMessage.call(ws, data, isBinary);
   }
 
   forget(connection: PlainConnection): void {
@@ -157,15 +196,19 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
     this.core.closed(connection);
   }
 
-  /** Pings every connection; one that did not answer the last ping is gone. */
+  /**
+   * Pings every connection (one that did not answer the last ping is gone) and, where the
+   * endpoint has one, sends its heartbeat frame for clients that cannot see pings.
+   */
   private beat(): void {
     for (const connection of this.connections) {
       if (!connection.alive) {
-        connection.socket.terminate();
+        connection.end('no_pong');
         continue;
       }
       connection.alive = false;
       connection.socket.ping();
+      if (connection.endpoint.heartbeatText !== undefined) connection.sendText(connection.endpoint.heartbeatText);
     }
   }
 }
@@ -181,9 +224,12 @@ class ContractWebSocket extends WebSocket {
   }
 }
 
-function refuse(ws: WebSocket, code: WsCloseCode, reason: string, host: PlainHost, metric: CloseReason): void {
-  host.closedBy(metric);
-  if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+/** Closes a socket that never became a connection (once: a refused socket is closing). */
+function refuse(ws: WebSocket, reason: 'unauthorized' | 'auth_timeout' | 'draining' | 'flood', host: PlainHost): void {
+  if (ws.readyState !== WebSocket.OPEN) return;
+  host.closedBy(reason);
+  const { code, text } = closeFrame(reason);
+  ws.close(code, text);
 }
 
 function onMessage(this: TaggedSocket, data: RawData, isBinary: boolean): void {
@@ -219,7 +265,7 @@ function parseJson(raw: string): unknown {
   }
 }
 
-function isAuthFrame(frame: unknown): frame is { type: 'auth'; token: string } {
+function isAuthFrame(frame: unknown): frame is AuthFrame {
   return (
     typeof frame === 'object' && frame !== null && (frame as { type?: unknown }).type === 'auth' && typeof (frame as { token?: unknown }).token === 'string'
   );

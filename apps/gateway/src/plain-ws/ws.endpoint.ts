@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type Ack, type Envelope, ErrorCode, PLAIN_WS_PATH, type ServerToClientEvents, toPlainFrame } from '@app/protocol';
+import { type Ack, type Envelope, ErrorCode, HEARTBEAT_FRAME, PLAIN_WS_PATH, type ServerToClientEvents, toPlainFrame } from '@app/protocol';
 import { ConnectionCore } from '../realtime/connection-core';
 import type { PlainConnection } from './plain-connection';
 import type { PlainEndpoint } from './plain-endpoint';
@@ -15,6 +15,7 @@ export class WsEndpoint implements PlainEndpoint {
   readonly name = 'ws';
   readonly acceptsAuthFrame = true;
   readonly coreResumesSession = true;
+  readonly heartbeatText = HEARTBEAT_FRAME;
   /** A stream event reaches every connection live in the stream as the same text: encoded once. */
   private lastEnvelope: Envelope | undefined;
   private lastEnvelopeText = '';

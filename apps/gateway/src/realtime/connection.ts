@@ -19,9 +19,15 @@ export interface Connection {
   /** Starts receiving a stream's live events (rooms are per pod). */
   join(stream: string): unknown;
   leave(stream: string): unknown;
-  /** Ends the connection from the server side (a flood, an expired token). */
-  disconnect(close?: boolean): unknown;
+  /**
+   * Ends the connection from the server side, saying why (a transport with close codes uses
+   * it; Socket.IO takes only `close`).
+   */
+  disconnect(close?: boolean, why?: ServerCloseReason): unknown;
 }
+
+/** Why the core ends a connection: a command flood, or a token that expired (after `auth_expired`). */
+export type ServerCloseReason = 'flood' | 'expired';
 
 /** One stream a connection subscribed to: catching up (`pending`) or in the room (`live`). */
 export interface ConnectionSubscription {

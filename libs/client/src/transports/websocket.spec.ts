@@ -172,4 +172,20 @@ describe('webSocketTransport against a scripted server', () => {
       if (saved !== undefined) global.WebSocket = saved;
     }
   });
+
+  it('takes a connection that goes silent past its heartbeats for lost; heartbeat frames keep it alive and reach no handler', async () => {
+    const { handlers, calls, next } = recorder();
+    const connection = webSocketTransport({ WebSocket, deadAfterMs: 400 })({ url, token: 'jwt' }, handlers);
+    await waitFor(() => connected.length === 1);
+    const server = connected[0];
+    server.socket.send(JSON.stringify({ ...HELLO, heartbeatMs: 100 }));
+    await next('hello');
+    const beats = setInterval(() => server.socket.send('{"kind":"heartbeat"}'), 100);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    clearInterval(beats);
+    expect(calls.map(([name]) => name)).toEqual(['hello']);
+    // The server stops sending, the TCP connection stays: only the silence tells.
+    expect(await next('closed')).toEqual({ reason: 'lost', message: 'nothing from the server for 400 ms' });
+    connection.close();
+  });
 });

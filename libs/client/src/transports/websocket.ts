@@ -27,6 +27,11 @@ export interface WebSocketTransportOptions {
    * connect timeout of its own). @default 20000, as socket.io-client's `timeout`.
    */
   helloTimeoutMs?: number;
+  /**
+   * Silence after which a connection is taken for dead (the server sends at least a heartbeat
+   * frame every `hello.heartbeatMs`). @default twice `heartbeatMs` plus 5 s
+   */
+  deadAfterMs?: number;
 }
 
 const OPEN = 1;
@@ -50,13 +55,37 @@ export function webSocketTransport(options: WebSocketTransportOptions = {}): Tra
     const acks = new Map<string, (ack: Ack) => void>();
     let done = false;
     let greeted = false;
+    let lastFrameAt = Date.now();
+    let watchdog: ReturnType<typeof setInterval> | undefined;
 
+    const stopTimers = (): void => {
+      clearTimeout(helloTimer);
+      clearInterval(watchdog);
+    };
     const finish = (close: TransportClose): void => {
       if (done) return;
       done = true;
-      clearTimeout(helloTimer);
+      stopTimers();
       acks.clear();
       handlers.closed(close);
+    };
+    /**
+     * The server sends something at least every `heartbeatMs` (a heartbeat frame when there is
+     * nothing else); silence for twice that means the connection is gone without a close —
+     * a laptop that slept, a NAT that forgot — which the browser API would never report.
+     */
+    const watch = (heartbeatMs: number): void => {
+      const limit = options.deadAfterMs ?? 2 * heartbeatMs + 5_000;
+      clearInterval(watchdog);
+      watchdog = setInterval(
+        () => {
+          if (Date.now() - lastFrameAt <= limit) return;
+          finish({ reason: 'lost', message: `nothing from the server for ${limit} ms` });
+          socket.close();
+        },
+        Math.max(50, Math.min(heartbeatMs, limit / 2)),
+      );
+      (watchdog as { unref?: () => void }).unref?.();
     };
     const helloTimer = setTimeout(() => {
       finish({ reason: 'lost', message: `no hello within ${helloTimeoutMs} ms` });
@@ -68,6 +97,7 @@ export function webSocketTransport(options: WebSocketTransportOptions = {}): Tra
     socket.addEventListener('close', (event) => finish(classifyClose(event.code, event.reason)));
     socket.addEventListener('message', (event) => {
       if (done) return;
+      lastFrameAt = Date.now();
       const frame = typeof event.data === 'string' ? parseFrame(event.data) : undefined;
       if (!frame) {
         // A server we cannot read is one we cannot follow: start over on a new connection.
@@ -78,6 +108,7 @@ export function webSocketTransport(options: WebSocketTransportOptions = {}): Tra
       if (frame.kind === 'hello') {
         greeted = true;
         clearTimeout(helloTimer);
+        watch(frame.heartbeatMs);
       }
       dispatch(frame, handlers, acks);
     });
@@ -90,7 +121,7 @@ export function webSocketTransport(options: WebSocketTransportOptions = {}): Tra
       },
       close() {
         done = true;
-        clearTimeout(helloTimer);
+        stopTimers();
         acks.clear();
         socket.close(1000);
       },
@@ -153,6 +184,8 @@ function dispatch(frame: PlainServerFrame, handlers: TransportHandlers, acks: Ma
     }
     case 'auth_expired':
       return handlers.authExpired();
+    case 'heartbeat':
+      return; // it counted as a frame: the connection lives
     default:
       // A kind added to the protocol after this client was built: nothing here knows it.
       return;
