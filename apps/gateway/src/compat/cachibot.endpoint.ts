@@ -13,7 +13,7 @@ import {
   type ServerToClientEvents,
 } from '@app/protocol';
 import type { PlainConnection } from '../plain-ws/plain-connection';
-import type { PlainEndpoint } from '../plain-ws/plain-endpoint';
+import { matchExactPath, type PlainEndpoint } from '../plain-ws/plain-endpoint';
 import { PlainWsServer } from '../plain-ws/plain-ws.server';
 import { ConnectionCore } from '../realtime/connection-core';
 import { type CachiBotFrame, cachiBotErrorFrame, cachiBotFrame, type CachiBotRequest, cachiBotRequestOf, cachiBotResyncFrames } from './cachibot.frames';
@@ -59,7 +59,7 @@ export class CachiBotEndpoint implements PlainEndpoint {
   }
 
   match(pathname: string): Record<string, string> | null {
-    return pathname === CACHIBOT_PATH || pathname === `${CACHIBOT_PATH}/` ? {} : null;
+    return matchExactPath(pathname, CACHIBOT_PATH);
   }
 
   opened(connection: PlainConnection, _params: Record<string, string>, query: URLSearchParams): void {

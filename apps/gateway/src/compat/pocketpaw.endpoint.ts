@@ -15,7 +15,7 @@ import {
   type SubscribeResult,
 } from '@app/protocol';
 import type { PlainConnection } from '../plain-ws/plain-connection';
-import type { PlainEndpoint } from '../plain-ws/plain-endpoint';
+import { matchExactPath, type PlainEndpoint } from '../plain-ws/plain-endpoint';
 import { PlainWsServer } from '../plain-ws/plain-ws.server';
 import { ConnectionCore } from '../realtime/connection-core';
 import { BINARY_FRAME, connectionNotice, frameFields, missingBot } from './client-frames';
@@ -76,7 +76,7 @@ export class PocketPawEndpoint implements PlainEndpoint {
   }
 
   match(pathname: string): Record<string, string> | null {
-    return pathname === POCKETPAW_PATH || pathname === `${POCKETPAW_PATH}/` ? {} : null;
+    return matchExactPath(pathname, POCKETPAW_PATH);
   }
 
   opened(connection: PlainConnection, _params: Record<string, string>, query: URLSearchParams): void {

@@ -30,3 +30,8 @@ export interface PlainEndpoint {
   /** A binary frame; the protocol has none. */
   binaryFrame(connection: PlainConnection): void;
 }
+
+/** `match` for an endpoint at one fixed path (a trailing slash allowed): no parameters. */
+export function matchExactPath(pathname: string, path: string): Record<string, string> | null {
+  return pathname === path || pathname === `${path}/` ? {} : null;
+}

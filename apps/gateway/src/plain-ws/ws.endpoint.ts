@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { type Ack, type Envelope, ErrorCode, HEARTBEAT_FRAME, PLAIN_WS_PATH, type ServerToClientEvents, toPlainFrame } from '@app/protocol';
 import { ConnectionCore } from '../realtime/connection-core';
 import type { PlainConnection } from './plain-connection';
-import type { PlainEndpoint } from './plain-endpoint';
+import { matchExactPath, type PlainEndpoint } from './plain-endpoint';
 import { PlainWsServer } from './plain-ws.server';
 
 /**
@@ -28,7 +28,7 @@ export class WsEndpoint implements PlainEndpoint {
   }
 
   match(pathname: string): Record<string, string> | null {
-    return pathname === PLAIN_WS_PATH || pathname === `${PLAIN_WS_PATH}/` ? {} : null;
+    return matchExactPath(pathname, PLAIN_WS_PATH);
   }
 
   encode<E extends keyof ServerToClientEvents>(_connection: PlainConnection, event: E, payload: Parameters<ServerToClientEvents[E]>[0]): string {
