@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { streamKeys } from '@app/backplane';
 import { RealtimeClient } from '@app/client';
 import type { DagDefinition, DagState } from '@app/protocol';
 import { waitFor } from '@app/runtime';
@@ -460,5 +461,23 @@ describe('DAG dashboard socket (/api/dags/:executionId/stream)', () => {
     const badId = await dashboard(1, 'bad%20id');
     expect(await badId.next(isError)).toMatchObject({ code: 'VALIDATION_FAILED' });
     await refusedWithoutToken(`/api/dags/${executionId}/stream`, {});
+  });
+
+  it('closes 1013 when the stream starts a new history (its epoch changed), and the reconnect resyncs', async () => {
+    const executionId = `epoch-${randomUUID()}`;
+    const stream = `dag:${executionId}` as const;
+    const s = await dashboard(0, executionId);
+    await s.next((f) => f.type === 'cost_update');
+    const publisher = system.publisher();
+    await publisher.publish(stream, { type: 'node_state', payload: { nodeId: 'a', status: 'running' } });
+    await s.next(nodeIs('a', 'running'));
+    // History lost (as a wiped Redis or a lossy failover leaves it): the next publish starts a new epoch.
+    await system.client.del(streamKeys(stream).meta);
+    await publisher.publish(stream, { type: 'node_state', payload: { nodeId: 'b', status: 'running' } });
+    expect((await s.closed).code).toBe(1013);
+    expect(s.frames.some(nodeIs('b', 'running'))).toBe(false);
+
+    const again = await dashboard(1, executionId);
+    expect(await again.next(nodeIs('b', 'running'))).toMatchObject({ type: 'node_state' });
   });
 });

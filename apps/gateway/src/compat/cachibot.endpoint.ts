@@ -91,6 +91,7 @@ export class CachiBotEndpoint implements PlainEndpoint {
     }
     const state = connection.state as CachiBotLink;
     const envelope = payload as Envelope;
+    if (!state.link.follows(envelope)) return undefined;
     return mapSafely(envelope.type, () => {
       const botEvent = { type: envelope.type, payload: envelope.payload } as BotEvent;
       if (botEvent.type === 'done') state.runs.delete(botEvent.payload.runId);

@@ -15,6 +15,21 @@ function fakeCore() {
 const connection = { id: 'conn1', disconnected: false } as PlainConnection;
 
 describe('CompatLink', () => {
+  it("follows events of its subscribe's epoch; one of another epoch closes the socket 1013 so the dashboard resyncs", () => {
+    const ended: string[] = [];
+    const conn = { id: 'conn3', disconnected: false, end: (reason: string) => ended.push(reason) } as unknown as PlainConnection;
+    const { core, sent } = fakeCore();
+    const link = new CompatLink(conn, core, 'cb');
+    const event = (epoch: string) => ({ v: 1, stream: 'bot:b', seq: 1, epoch, id: 'i', type: 'thinking', ts: 1, payload: {} }) as never;
+    expect(link.follows(event('e0'))).toBe(true); // nothing subscribed yet
+    link.subscribe('bot:b', () => undefined);
+    sent[0].ack({ ok: true, result: { stream: 'bot:b', epoch: 'e1', seq: 0, replayed: 0 } });
+    expect(link.follows(event('e1'))).toBe(true);
+    expect(ended).toEqual([]);
+    expect(link.follows(event('e2'))).toBe(false);
+    expect(ended).toEqual(['unavailable']);
+  });
+
   it('closes the socket 1013 (try again later) after its error frame when the subscribe failed for a passing reason; not for a refusal', () => {
     const ended: string[] = [];
     const conn = { id: 'conn2', disconnected: false, end: (reason: string) => ended.push(reason) } as unknown as PlainConnection;

@@ -5,6 +5,7 @@ import {
   type CommandPayload,
   type CommandResult,
   type CommandType,
+  type Envelope,
   type ErrorBody,
   ErrorCode,
   PROTOCOL_VERSION,
@@ -38,6 +39,8 @@ const logger = new Logger('Compat');
  */
 export class CompatLink {
   private sent = 0;
+  /** The stream's epoch as this link's last subscribe saw it. */
+  private epoch: string | undefined;
   private turn: Promise<void> = Promise.resolve();
   private waiting = 0;
 
@@ -75,9 +78,23 @@ export class CompatLink {
    */
   subscribe(stream: StreamName, onAck: (ack: Ack<SubscribeResult>) => void): void {
     this.commandNow('subscribe', { stream }, (ack) => {
+      if (ack.ok) this.epoch = ack.result.epoch;
       onAck(ack);
       if (!ack.ok && PASSING_ERRORS.has(ack.error.code)) this.connection.end('unavailable');
     });
+  }
+
+  /**
+   * Whether a live event belongs to the history this link's dashboard was shown. One of
+   * another epoch means the stream's history was lost and started again (a failover that lost
+   * writes, a wiped Redis): what the dashboard holds no longer folds with it, and an old
+   * protocol has no seq to notice by. So the socket is closed 1013 (try again later) and the
+   * dashboard's reconnect resyncs it from a fresh snapshot, as on any reconnect.
+   */
+  follows(envelope: Envelope): boolean {
+    if (this.epoch === undefined || envelope.epoch === this.epoch) return true;
+    this.connection.end('unavailable');
+    return false;
   }
 
   /**

@@ -73,6 +73,7 @@ export class DagStreamEndpoint implements PlainEndpoint {
       const notice = connectionNotice(event, payload);
       return notice && JSON.stringify(dagErrorFrame(notice));
     }
+    if (!(connection.state as DagLink).link.follows(payload as Envelope)) return undefined;
     if (payload !== this.lastEnvelope) {
       const envelope = payload as Envelope;
       this.lastEnvelope = envelope;

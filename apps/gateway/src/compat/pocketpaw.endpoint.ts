@@ -97,6 +97,7 @@ export class PocketPawEndpoint implements PlainEndpoint {
       return notice && JSON.stringify(pocketPawErrorFrame(notice));
     }
     const state = connection.state as PocketPawLink;
+    if (!state.link.follows(payload as Envelope)) return undefined;
     if (state.held) {
       if (state.held.length >= MAX_HELD_EVENTS) connection.end('slow_reader');
       else state.held.push(payload as Envelope);
