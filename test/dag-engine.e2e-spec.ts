@@ -1,7 +1,8 @@
 import { type ConnectionOptions, Queue } from 'bullmq';
 import { dagNodeJobId, DEFAULT_RETENTION, QUEUE_PREFIX, QUEUES, StreamHistory } from '@app/backplane';
 import { RealtimeClient } from '@app/client';
-import { type DagDefinition, type DagNodeDef, type DagState, type Envelope, foldEvents, initialState, type NodeStatus } from '@app/protocol';
+import { type DagDefinition, type DagState, type Envelope, foldEvents, initialState, type NodeStatus } from '@app/protocol';
+import { layeredDag } from '@app/protocol/testing/dag-shapes';
 import { waitFor } from '@app/runtime';
 import { startSystem, type TestSystem } from './support/system';
 import { signToken } from './support/tokens';
@@ -72,18 +73,6 @@ function transitions(events: Envelope[]): Map<string, NodeStatus[]> {
 const at = (events: Envelope[], nodeId: string, status: NodeStatus) =>
   events.find((e) => e.type === 'node_state' && (e.payload as { nodeId: string }).nodeId === nodeId && (e.payload as { status: string }).status === status);
 
-function layered(layers: number, width: number, node: Omit<DagNodeDef, 'id'>): DagDefinition {
-  const id = (l: number, i: number) => `l${l}n${i}`;
-  const nodes = Array.from({ length: layers * width }, (_, k) => ({ ...node, id: id(Math.floor(k / width), k % width) }));
-  const edges = Array.from({ length: layers - 1 }, (_, l) =>
-    Array.from({ length: width }, (_, i) => [
-      { from: id(l, i), to: id(l + 1, i) },
-      { from: id(l, i), to: id(l + 1, (i + 1) % width) },
-    ]).flat(),
-  ).flat();
-  return { nodes, edges };
-}
-
 it('runs a diamond: both branches at once, the join once after both, its inputs their outputs', async () => {
   const { executionId, store } = await start({
     nodes: [
@@ -127,7 +116,7 @@ it("gives root nodes the execution's inputs", async () => {
 });
 
 it('runs a 50-node layered DAG in parallel on both workers; a late joiner draws the same graph', async () => {
-  const { executionId, store } = await start(layered(5, 10, { config: { durationMs: 150 } }));
+  const { executionId, store } = await start(layeredDag(5, 10, () => ({ config: { durationMs: 150 } })));
   await waitFor(() => store.state.nodes.filter((n) => n.status === 'completed').length >= 15, { message: 'under way' });
   const late = await bob.subscribe(`dag:${executionId}`);
   await waitFor(() => done(store) && done(late), { message: 'layered done', timeoutMs: 30_000 });
@@ -225,7 +214,7 @@ it('skip_dependents skips what depends on the failed node and lets the rest fini
 });
 
 it('pause lets running nodes finish and starts none; resume continues; the concurrency limit holds', async () => {
-  const dag = { ...layered(3, 4, { config: { durationMs: 300 } }), maxConcurrency: 2 };
+  const dag = { ...layeredDag(3, 4, () => ({ config: { durationMs: 300 } })), maxConcurrency: 2 };
   const { executionId, store } = await start(dag);
   await waitFor(() => store.state.nodes.some((n) => n.status === 'running'), { message: 'running' });
   await alice.command('pause_execution', { executionId });
@@ -419,7 +408,7 @@ it('refuses bad definitions naming the node or edge', async () => {
 });
 
 it('a worker killed mid-execution loses no node: the other takes its stalled jobs and the execution ends once', async () => {
-  const { executionId, store } = await start(layered(4, 6, { config: { durationMs: 400 } }));
+  const { executionId, store } = await start(layeredDag(4, 6, () => ({ config: { durationMs: 400 } })));
   await waitFor(() => store.state.nodes.filter((n) => n.status === 'running').length >= 4, { message: 'nodes running' });
   // Kill a worker that holds a running node job.
   const by = (await nodeJobs.getActive()).map((job) => job.processedBy ?? '');
