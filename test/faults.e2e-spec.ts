@@ -23,8 +23,13 @@ afterEach(async () => {
 const thinking = (i: number): BotEvent => ({ type: 'thinking', payload: { sessionId: 's', runId: 'r', content: `${i} ` } });
 
 async function readyStatus(url: string): Promise<number> {
+  return (await readiness(url)).status;
+}
+
+/** A pod's /readyz answer: its status and its checks (0 when it did not answer). */
+async function readiness(url: string): Promise<{ status: number; body: unknown }> {
   const response = await fetch(`${url}/readyz`, { headers: { connection: 'close' } }).catch(() => null);
-  return response?.status ?? 0;
+  return { status: response?.status ?? 0, body: await response?.json().catch(() => null) };
 }
 
 it('a pod dies: its clients resubscribe on the other pod with sinceSeq and miss nothing, see nothing twice', async () => {
@@ -81,10 +86,18 @@ it('Redis restarts under a running system: readiness is red while it is down, an
   });
 
   await system.redis.start?.();
-  await waitFor(async () => (await Promise.all([...system.gateways, ...system.workers].map((p) => readyStatus(p.url)))).every((s) => s === 200), {
-    message: 'everything ready again',
-    timeoutMs: 20_000,
-  });
+  // The waitFor's message carries every pod's last answer (which check is red) when it times out.
+  await waitFor(
+    async () => {
+      const answers = await Promise.all([...system.gateways, ...system.workers].map((p) => readiness(p.url)));
+      if (!answers.every((a) => a.status === 200)) throw new Error(JSON.stringify(answers));
+      return true;
+    },
+    {
+      message: 'everything ready again',
+      timeoutMs: 20_000,
+    },
+  );
   const before = a.events.length;
   expect(await a.command('chat', { botId: 'redis-restart', content: 'after' })).toMatchObject({ ok: true });
   await waitFor(() => [a, b].every((s) => s.events.filter((e) => e.type === 'done').length === 2), {

@@ -50,6 +50,12 @@ export class GatewayMetrics {
     help: 'Quiet feeds the watchdog found behind their stream (their channel was subscribed again)',
     registers: [this.registry],
   });
+  readonly pathRepairs = new Counter({
+    name: 'rtgw_backplane_path_repairs_total',
+    help: "Times the pod's own probe did not come back through its subscriber connection, by the repair made (resubscribe, then reconnect)",
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
   readonly gapsRepaired = new Counter({
     name: 'rtgw_backplane_gaps_total',
     help: 'Gaps in a stream feed, by whether history could fill them',

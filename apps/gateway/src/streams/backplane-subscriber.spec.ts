@@ -1,4 +1,4 @@
-import { DEFAULT_RETENTION, StreamHistory, StreamPublisher, streamChannel } from '@app/backplane';
+import { DEFAULT_RETENTION, probeChannel, StreamHistory, StreamPublisher, streamChannel } from '@app/backplane';
 import type { Envelope, StreamName } from '@app/protocol';
 import { acquireRedis, type AcquiredRedis, createRedis, type RedisClient, waitFor } from '@app/runtime';
 import type { GatewayConfig } from '../config/gateway-config';
@@ -36,12 +36,13 @@ afterAll(async () => {
 
 const seqs = (stream: StreamName) => delivered.filter((e) => e.stream === stream).map((e) => e.seq);
 const stalls = async () => (await metrics.feedStalls.get()).values[0]?.value ?? 0;
+const repairs = async (action: 'resubscribe' | 'reconnect') => (await metrics.pathRepairs.get()).values.find((v) => v.labels.action === action)?.value ?? 0;
+const thinking = (i: number) => ({ type: 'thinking' as const, payload: { sessionId: 's', runId: 'r', content: `${i}` } });
 
 describe('BackplaneSubscriber', () => {
   it('hands a subscribed stream its events in order, and a quiet feed that lost its channel is caught up and resubscribed by the watchdog', async () => {
     const stream: StreamName = 'bot:watchdog';
     const publisher = new StreamPublisher(commands, DEFAULT_RETENTION);
-    const thinking = (i: number) => ({ type: 'thinking' as const, payload: { sessionId: 's', runId: 'r', content: `${i}` } });
     await publisher.publish(stream, thinking(0));
     await backplane.acquire(stream);
 
@@ -62,6 +63,43 @@ describe('BackplaneSubscriber', () => {
     await publisher.publish(stream, thinking(5));
     await waitFor(() => seqs(stream).length === 5, { timeoutMs: 3_000, message: 'live again after the resubscribe' });
     expect(seqs(stream)).toEqual([2, 3, 4, 5, 6]);
+    backplane.release(stream);
+  });
+
+  it('a subscriber connection that lost every subscription (a quiet stream too) is found by its own probe and subscribed again', async () => {
+    const stream: StreamName = 'bot:path-resubscribe';
+    const publisher = new StreamPublisher(commands, DEFAULT_RETENTION);
+    await backplane.acquire(stream);
+    expect(await backplane.roundTrip(2_000)).toBe(true);
+    const before = await repairs('resubscribe');
+
+    await subscriber.sunsubscribe(probeChannel('pod-watchdog'), streamChannel(stream));
+    expect(await backplane.roundTrip(500)).toBe(false);
+
+    await waitFor(async () => (await repairs('resubscribe')) > before && (await backplane.roundTrip(500)), { timeoutMs: 10_000, message: 'the probe back' });
+    // The stream's channel came back with it, though nothing was published on it meanwhile.
+    await publisher.publish(stream, thinking(1));
+    await waitFor(() => seqs(stream).length === 1, { timeoutMs: 3_000, message: 'live event after the repair' });
+    backplane.release(stream);
+  });
+
+  it('when subscribing again does not bring the probe back, the subscriber connection is reconnected', async () => {
+    const stream: StreamName = 'bot:path-reconnect';
+    const publisher = new StreamPublisher(commands, DEFAULT_RETENTION);
+    await backplane.acquire(stream);
+    const before = await repairs('reconnect');
+
+    // The client library answers SSUBSCRIBE but its connection is subscribed to nothing (its
+    // state and the server's disagree) until the connection is made again.
+    const ssubscribe = subscriber.ssubscribe.bind(subscriber);
+    subscriber.ssubscribe = (async () => 1) as unknown as typeof subscriber.ssubscribe;
+    subscriber.once('close', () => (subscriber.ssubscribe = ssubscribe));
+    await ssubscribe(probeChannel('pod-watchdog'));
+    await subscriber.sunsubscribe(probeChannel('pod-watchdog'), streamChannel(stream));
+
+    await waitFor(async () => (await repairs('reconnect')) > before && (await backplane.roundTrip(500)), { timeoutMs: 15_000, message: 'the probe back' });
+    await publisher.publish(stream, thinking(1));
+    await waitFor(() => seqs(stream).length === 1, { timeoutMs: 3_000, message: 'live event after the reconnect' });
     backplane.release(stream);
   });
 });

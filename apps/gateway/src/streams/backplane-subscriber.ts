@@ -10,6 +10,15 @@ import { StreamFeed } from './stream-feed';
 /** A feed that heard nothing for this long is checked against its stream's head. */
 const FEED_WATCHDOG_MS = 5_000;
 
+/**
+ * How often the pod sends itself a probe through the backplane, and how long it waits for it.
+ * A probe that does not come back while Redis answers means the subscriber connection lost
+ * subscriptions without knowing (seen once in ~50 whole-cluster restarts: ioredis' sharded
+ * subscriber group came back without one shard's channels).
+ */
+const PATH_CHECK_MS = 3_000;
+const PATH_PROBE_TIMEOUT_MS = 2_000;
+
 /** Topology events come in bursts; one resync follows the last of them by this much. */
 const RESYNC_DEBOUNCE_MS = 250;
 
@@ -36,7 +45,11 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   private connectedOnce = false;
   private resyncTimer: NodeJS.Timeout | null = null;
   private watchdog: NodeJS.Timeout | null = null;
+  private pathCheck: NodeJS.Timeout | null = null;
   private checking = false;
+  private checkingPath = false;
+  /** Path checks whose probe did not come back since a probe last did. */
+  private pathFailures = 0;
 
   constructor(
     private readonly redis: RedisConnections,
@@ -57,6 +70,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     subscriber.on('subscribersReady', () => this.resyncSoon());
     this.watchdog = setInterval(() => void this.checkQuietFeeds(), FEED_WATCHDOG_MS);
     this.watchdog.unref();
+    this.pathCheck = setInterval(() => void this.checkPath(), PATH_CHECK_MS);
+    this.pathCheck.unref();
   }
 
   attach(fanOut: FanOut): void {
@@ -113,6 +128,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     const arrived = new Promise<boolean>((resolve) => {
       const settle = (result: boolean) => {
         clearTimeout(timer);
+        // Any probe that came back (a readiness check's too) proves the path.
+        if (result) this.pathFailures = 0;
         this.probes.delete(nonce);
         resolve(result);
       };
@@ -127,6 +144,7 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   async onApplicationShutdown(): Promise<void> {
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.pathCheck) clearInterval(this.pathCheck);
     this.feeds.clear();
     await Promise.allSettled([...this.closing.values()]);
   }
@@ -154,17 +172,52 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     const reconnect = this.connectedOnce;
     this.connectedOnce = true;
     try {
-      await this.redis.subscriber.ssubscribe(this.probe);
-      if (!reconnect) return;
-      const feeds = [...this.feeds.values()];
-      this.logger.log({ msg: 'backplane reconnected; resubscribing', feeds: feeds.length });
-      for (const feed of feeds) await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
-      await Promise.all(
-        feeds.map((feed) => feed.resync().catch((error: unknown) => this.logger.warn({ msg: 'resync failed', stream: feed.stream, err: String(error) }))),
-      );
+      if (!reconnect) await this.redis.subscriber.ssubscribe(this.probe);
+      else await this.resubscribeAll('backplane reconnected; resubscribing');
     } catch (error) {
       // The connection dropped again mid-way; the next 'ready' starts over.
       this.logger.warn({ msg: 'resubscribe interrupted', err: String(error) });
+    }
+  }
+
+  /** Subscribes the probe and every feed's channel again, then reads every feed up to its head. */
+  private async resubscribeAll(why: string): Promise<void> {
+    const feeds = [...this.feeds.values()];
+    this.logger.log({ msg: why, feeds: feeds.length });
+    await this.redis.subscriber.ssubscribe(this.probe);
+    for (const feed of feeds) await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
+    await Promise.all(
+      feeds.map((feed) => feed.resync().catch((error: unknown) => this.logger.warn({ msg: 'resync failed', stream: feed.stream, err: String(error) }))),
+    );
+  }
+
+  /**
+   * The safety net under the whole subscriber connection (the feed watchdog below only sees
+   * streams that publish): the pod's probe must come back through it while Redis answers.
+   * The first miss subscribes everything again; a second one in a row reconnects the
+   * subscriber, which rebuilds the client library's state and ends in {@link onReady}.
+   * While Redis is down there is nothing to check: the reconnect does the same work.
+   */
+  private async checkPath(): Promise<void> {
+    const { commands, subscriber } = this.redis;
+    if (this.checkingPath || commands.status !== 'ready' || subscriber.status !== 'ready') return;
+    this.checkingPath = true;
+    try {
+      if (await this.roundTrip(PATH_PROBE_TIMEOUT_MS)) return;
+      this.pathFailures++;
+      if (this.pathFailures === 1) {
+        this.metrics.pathRepairs.inc({ action: 'resubscribe' });
+        await this.resubscribeAll('backplane probe did not come back; resubscribing');
+      } else {
+        this.pathFailures = 0;
+        this.metrics.pathRepairs.inc({ action: 'reconnect' });
+        this.logger.warn({ msg: 'backplane probe still does not come back; reconnecting the subscriber' });
+        subscriber.disconnect(true);
+      }
+    } catch (error) {
+      this.logger.warn({ msg: 'backplane path repair failed', err: String(error) });
+    } finally {
+      this.checkingPath = false;
     }
   }
 
