@@ -133,7 +133,9 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
         this.probes.delete(nonce);
         resolve(result);
       };
-      const timer = setTimeout(() => settle(false), timeoutMs);
+      // A timer that fires late (a busy event loop) runs before the socket reads of the same
+      // turn: give a probe that did arrive that poll phase before calling it lost.
+      const timer = setTimeout(() => setImmediate(() => settle(false)), timeoutMs);
       this.probes.set(nonce, settle);
     });
     // The SPUBLISH itself may hang while Redis is away: the deadline covers it too.
