@@ -50,6 +50,13 @@ export class GatewayIoAdapter extends IoAdapter {
    * then an `event` reply or the ack). A socket's listeners go away with the socket, so
    * nothing has to end them at disconnect.
    */
+  /**
+   * Nest would give every socket a `disconnect` listener of its own feeding an RxJS subject
+   * that only `handleDisconnect` reads; the RealtimeGateway listens itself, with one
+   * function shared by every socket.
+   */
+  override bindClientDisconnect(): void {}
+
   override bindMessageHandlers(socket: Socket, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     for (const { message, callback, isAckHandledManually } of handlers) {
       socket.on(message as string, (...args: unknown[]) => {

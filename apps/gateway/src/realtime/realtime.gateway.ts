@@ -1,5 +1,5 @@
 import { Inject, type OnModuleDestroy } from '@nestjs/common';
-import { type OnGatewayConnection, type OnGatewayDisconnect, type OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
+import { type OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { ErrorCode } from '@app/protocol';
 import type { AckCallback } from '../commands/command-dispatcher';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
@@ -8,6 +8,7 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { ConnectionAuth } from '../auth/connection-auth.service';
 import { ConnectionCore } from './connection-core';
 import type { GatewayServer, GatewaySocket } from './socket.types';
+import { holdFirstFlush, releaseFirstFlush } from './first-flush';
 import { forgetHandshake } from './handshake-memory';
 import { MALFORMED_FRAME_EVENT, TolerantDecoder } from './tolerant-parser';
 
@@ -19,11 +20,14 @@ import { MALFORMED_FRAME_EVENT, TolerantDecoder } from './tolerant-parser';
  * `this`) rather than closures of its own: an idle socket holds nothing per listener. For
  * the same reason `command` is not a Nest `@SubscribeMessage`, which binds a handler per
  * socket and runs each frame through an RxJS pipeline; the dispatcher already validates,
- * catches and answers everything itself.
+ * catches and answers everything itself. Connects and disconnects, too, are the server's
+ * own events here rather than Nest's `handleConnection`/`handleDisconnect`, which pass every
+ * socket through RxJS subjects and give each a disconnect closure of its own.
  */
 @WebSocketGateway()
-export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayConnection<GatewaySocket>, OnGatewayDisconnect<GatewaySocket>, OnModuleDestroy {
+export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnModuleDestroy {
   private readonly onCommand: (this: GatewaySocket, ...args: unknown[]) => void;
+  private readonly onDisconnect: (this: GatewaySocket) => void;
   private slowReaderSweep: NodeJS.Timeout | undefined;
 
   constructor(
@@ -38,10 +42,16 @@ export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayC
       const ack = typeof args.at(-1) === 'function' ? (args.pop() as AckCallback) : undefined;
       core.command(this, args.length > 1 ? args : args[0], ack);
     };
+    this.onDisconnect = function (this: GatewaySocket): void {
+      core.closed(this);
+    };
   }
 
   afterInit(server: GatewayServer): void {
     server.use(this.connectionAuth.middleware());
+    // Last: the connection's CONNECT frame waits for `hello` (see first-flush.ts).
+    server.use(holdFirstFlush);
+    server.on('connection', (socket: GatewaySocket) => this.onConnection(socket));
     this.lifecycle.attach<GatewaySocket>({
       count: () => server.of('/').sockets.size,
       list: () => [...server.of('/').sockets.values()],
@@ -87,16 +97,17 @@ export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnGatewayC
     }
   }
 
-  handleConnection(socket: GatewaySocket): void {
-    socket.on('command', this.onCommand);
-    socket.onAny(answerOtherEvent);
-    const resume = socket.handshake.query.resume_session;
-    forgetHandshake(socket);
-    this.core.opened(socket, resume);
-  }
-
-  handleDisconnect(socket: GatewaySocket): void {
-    this.core.closed(socket);
+  private onConnection(socket: GatewaySocket): void {
+    try {
+      socket.on('command', this.onCommand);
+      socket.on('disconnect', this.onDisconnect);
+      socket.onAny(answerOtherEvent);
+      const resume = socket.handshake.query.resume_session;
+      forgetHandshake(socket);
+      this.core.opened(socket, resume);
+    } finally {
+      releaseFirstFlush(socket);
+    }
   }
 }
 
