@@ -52,6 +52,8 @@ export interface SideResult {
   errors: Record<string, number>;
   lostTotal: number;
   dupTotal: number;
+  /** Full path: what the pods' backplanes repaired by themselves, read from their /metrics at the end (NaN for the baseline). */
+  selfRepairs: number;
   seconds: number;
 }
 
@@ -212,6 +214,12 @@ export function markdown(cfg: LoadConfig, results: SideResult[], date: string, e
     ['Errors (whole run)', (r) => Object.values(r.errors).reduce((a, b) => a + b, 0), 0, 'sum'],
     ['Subscriptions checked at the end', (r) => r.verify.checked, 0, 'sum'],
     ['… behind the last published seq (missing events)', (r) => r.verify.missing, 0, 'sum'],
+    [
+      "Backplane self-repairs on the pods running at the end (path repairs + quiet feeds found behind; a killed pod's are lost)",
+      (r) => r.selfRepairs,
+      0,
+      'sum',
+    ],
   ];
   const po = (pick: (p: PublishOnly) => number) => (r: SideResult) => (r.publishOnly ? pick(r.publishOnly) : Number.NaN);
   const publishRows: Row[] =

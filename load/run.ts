@@ -46,6 +46,18 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** The pods' backplane repairs (`rtgw_backplane_path_repairs_total`, `…_feed_stalls_total`) summed over the pods alive now. */
+async function backplaneSelfRepairs(sys: LoadSystem): Promise<number> {
+  let total = 0;
+  for (const pod of sys.pods.filter((p) => p.alive)) {
+    const text = await fetch(`${pod.url}/metrics`).then((r) => r.text());
+    for (const line of text.split('\n')) {
+      if (/^rtgw_backplane_(path_repairs|feed_stalls)_total\b/.test(line)) total += Number(line.split(' ').at(-1));
+    }
+  }
+  return total;
+}
+
 async function runSide(side: SideKey, cfg: LoadConfig, tokens: string[]): Promise<SideResult> {
   const sideStarted = Date.now();
   const sys = await LoadSystem.start(side, cfg, tokens, log);
@@ -118,6 +130,7 @@ async function runSide(side: SideKey, cfg: LoadConfig, tokens: string[]): Promis
       verify = await sys.eachClient<SideResult['verify']>('verify', { finals: stop.finals });
     }
     const end = await sys.snapshot();
+    const selfRepairs = side === 'full' ? await backplaneSelfRepairs(sys) : Number.NaN;
     const sum = (key: keyof SideResult['verify']) => verify.reduce((total, v) => total + v[key], 0);
     // Errors a drill causes by design (epoch changes and failed publishes across a Redis restart) are not errors.
     const errors = errorsByKind(end);
@@ -147,6 +160,7 @@ async function runSide(side: SideKey, cfg: LoadConfig, tokens: string[]): Promis
       errors,
       lostTotal: end.clients.lost,
       dupTotal: end.clients.dup,
+      selfRepairs,
       seconds: (Date.now() - sideStarted) / 1000,
     };
     log(
