@@ -36,7 +36,7 @@ afterEach(async () => {
 });
 
 async function helloAfterConnect(hold: boolean): Promise<{ writes: number; events: string[] }> {
-  if (hold) server.use(holdFirstFlush);
+  if (hold) server.use((socket, next) => holdFirstFlush(socket as unknown as GatewaySocket, next));
   server.on('connection', (socket) => {
     try {
       socket.emit('hello', { serverId: 'pod-1' });
