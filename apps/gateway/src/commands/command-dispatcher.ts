@@ -133,19 +133,6 @@ export class CommandDispatcher {
       return { ack: failure(error) };
     }
   }
-
-  private timeout(commandId: string): Promise<Ack> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(
-        () =>
-          resolve(
-            failure(new ProtocolError(ErrorCode.TIMEOUT, `command ${commandId} took longer than ${this.config.limits.commandTimeoutMs} ms`, undefined, 1000)),
-          ),
-        this.config.limits.commandTimeoutMs,
-      );
-      timer.unref();
-    });
-  }
 }
 
 interface ParsedCommand {
