@@ -35,7 +35,11 @@ export function releaseFirstFlush(socket: GatewaySocket): void {
   if (!held.delete(conn)) return;
   const tcp = conn.transport.socket?._socket;
   tcp?.cork();
-  conn.transport.writable = true;
-  conn.flush();
-  tcp?.uncork();
+  try {
+    conn.transport.writable = true;
+    conn.flush();
+  } finally {
+    // Never left corked: engine.io's flush runs 'flush'/'drain' listeners, which could throw.
+    tcp?.uncork();
+  }
 }

@@ -43,6 +43,14 @@ export class GatewayIoAdapter extends IoAdapter {
   }
 
   /**
+   * Nest would give every socket a `disconnect` listener of its own feeding an RxJS subject
+   * that only `handleDisconnect` reads; the RealtimeGateway listens itself, with one
+   * function shared by every socket. So no gateway on this adapter gets `handleDisconnect`
+   * called: listen to the socket's `disconnect` instead, as RealtimeGateway does.
+   */
+  override bindClientDisconnect(): void {}
+
+  /**
    * Nest's IoAdapter builds an RxJS pipeline per socket and per handler (`fromEvent`,
    * `mergeMap`, `takeUntil` a shared `disconnect$`): about 3 KB of subscribers and closures
    * that every idle socket holds for its whole life. Here each handler is one plain
@@ -50,13 +58,6 @@ export class GatewayIoAdapter extends IoAdapter {
    * then an `event` reply or the ack). A socket's listeners go away with the socket, so
    * nothing has to end them at disconnect.
    */
-  /**
-   * Nest would give every socket a `disconnect` listener of its own feeding an RxJS subject
-   * that only `handleDisconnect` reads; the RealtimeGateway listens itself, with one
-   * function shared by every socket.
-   */
-  override bindClientDisconnect(): void {}
-
   override bindMessageHandlers(socket: Socket, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     for (const { message, callback, isAckHandledManually } of handlers) {
       socket.on(message as string, (...args: unknown[]) => {

@@ -21,9 +21,16 @@ const delivered: Envelope[] = [];
 beforeAll(async () => {
   server = await acquireRedis({ ownServer: true, persistent: false });
   commands = createRedis({ url: server.url, role: 'test' });
-  subscriber = createRedis({ url: server.url, role: 'test' });
+  // As the gateway makes it (RedisConnections): the BackplaneSubscriber resubscribes itself.
+  subscriber = createRedis({ url: server.url, role: 'test', autoResubscribe: false });
   metrics = new GatewayMetrics();
-  const redis = { commands, subscriber } as unknown as RedisConnections;
+  const redis = {
+    commands,
+    subscriber,
+    get ready() {
+      return commands.status === 'ready' && subscriber.status === 'ready';
+    },
+  } as unknown as RedisConnections;
   backplane = new BackplaneSubscriber(redis, new StreamHistory(commands, DEFAULT_RETENTION), metrics, { serverId: 'pod-watchdog' } as GatewayConfig);
   backplane.attach({ deliver: (envelope) => delivered.push(envelope), presence: () => undefined });
   backplane.onModuleInit();
@@ -37,6 +44,8 @@ afterAll(async () => {
 const seqs = (stream: StreamName) => delivered.filter((e) => e.stream === stream).map((e) => e.seq);
 const stalls = async () => (await metrics.feedStalls.get()).values[0]?.value ?? 0;
 const repairs = async (action: 'resubscribe' | 'reconnect') => (await metrics.pathRepairs.get()).values.find((v) => v.labels.action === action)?.value ?? 0;
+/** Subscribers Redis counts on a sharded channel (this test's subscriber is the only one). */
+const listeners = async (channel: string) => ((await commands.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1];
 const thinking = (i: number) => ({ type: 'thinking' as const, payload: { sessionId: 's', runId: 'r', content: `${i}` } });
 
 describe('BackplaneSubscriber', () => {
@@ -76,8 +85,12 @@ describe('BackplaneSubscriber', () => {
     await subscriber.sunsubscribe(probeChannel('pod-watchdog'), streamChannel(stream));
     expect(await backplane.roundTrip(500)).toBe(false);
 
+    const stallsBefore = await stalls();
     await waitFor(async () => (await repairs('resubscribe')) > before && (await backplane.roundTrip(500)), { timeoutMs: 10_000, message: 'the probe back' });
-    // The stream's channel came back with it, though nothing was published on it meanwhile.
+    // The stream's channel came back with it, though nothing was published on it meanwhile
+    // (so the feed watchdog, which acts on feeds found behind their stream, had no part in it).
+    expect(await listeners(streamChannel(stream))).toBe(1);
+    expect(await stalls()).toBe(stallsBefore);
     await publisher.publish(stream, thinking(1));
     await waitFor(() => seqs(stream).length === 1, { timeoutMs: 3_000, message: 'live event after the repair' });
     backplane.release(stream);
@@ -98,9 +111,30 @@ describe('BackplaneSubscriber', () => {
     await subscriber.sunsubscribe(probeChannel('pod-watchdog'), streamChannel(stream));
 
     await waitFor(async () => (await repairs('reconnect')) > before && (await backplane.roundTrip(500)), { timeoutMs: 15_000, message: 'the probe back' });
+    await waitFor(async () => (await listeners(streamChannel(stream))) === 1, { message: "the stream's channel subscribed on the new connection" });
     await publisher.publish(stream, thinking(1));
     await waitFor(() => seqs(stream).length === 1, { timeoutMs: 3_000, message: 'live event after the reconnect' });
     backplane.release(stream);
+  });
+
+  it('a Redis that does not answer in time is not a lost probe: no repair while writes are paused', async () => {
+    const before = [await repairs('resubscribe'), await repairs('reconnect')];
+    // Writes (SPUBLISH among them) wait for two path-check periods; the connections stay up.
+    await commands.call('CLIENT', 'PAUSE', '6500', 'WRITE');
+    expect(await backplane.roundTrip(500)).toBe(false);
+    await waitFor(() => backplane.roundTrip(500), { timeoutMs: 15_000, message: 'the probe back after the pause' });
+    expect([await repairs('resubscribe'), await repairs('reconnect')]).toEqual(before);
+  });
+
+  it('a Redis outage is not a lost probe either: no repair while Redis is away, and the path works again after', async () => {
+    const before = [await repairs('resubscribe'), await repairs('reconnect')];
+    await server.stop?.();
+    await waitFor(() => subscriber.status !== 'ready' && commands.status !== 'ready', { message: 'both connections down' });
+    // Two path-check periods with Redis away: the absence of a repair can only be shown by letting them pass.
+    await new Promise((resolve) => setTimeout(resolve, 6_500));
+    await server.start?.();
+    await waitFor(() => backplane.roundTrip(500), { timeoutMs: 15_000, message: 'the probe back after the outage' });
+    expect([await repairs('resubscribe'), await repairs('reconnect')]).toEqual(before);
   });
 });
 

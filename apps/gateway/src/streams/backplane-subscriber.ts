@@ -39,7 +39,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   private readonly logger = new Logger('Backplane');
   private readonly feeds = new Map<StreamName, StreamFeed>();
   private readonly closing = new Map<StreamName, Promise<unknown>>();
-  private readonly probes = new Map<string, (arrived: boolean) => void>();
+  /** Probes on their way back: nonce → what to call when it arrives. */
+  private readonly probes = new Map<string, () => void>();
   private readonly probe: string;
   private fanOut: FanOut | null = null;
   private connectedOnce = false;
@@ -48,8 +49,9 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   private pathCheck: NodeJS.Timeout | null = null;
   private checking = false;
   private checkingPath = false;
-  /** Path checks whose probe did not come back since a probe last did. */
+  /** Path checks whose probe was lost since a probe last came back (or the subscriber reconnected). */
   private pathFailures = 0;
+  private stopped = false;
 
   constructor(
     private readonly redis: RedisConnections,
@@ -124,26 +126,45 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
    * wait for it to come back through the subscriber connection.
    */
   async roundTrip(timeoutMs: number): Promise<boolean> {
+    return (await this.probeOnce(timeoutMs)) === 'arrived';
+  }
+
+  /**
+   * One probe: `arrived`; `lost` when Redis took the SPUBLISH but the probe did not come back
+   * (at once when Redis counted no subscriber); `unavailable` when the SPUBLISH failed or got no
+   * answer in time (Redis is away: that is not the subscriber's fault).
+   */
+  private probeOnce(timeoutMs: number): Promise<ProbeResult> {
     const nonce = randomUUID();
-    const arrived = new Promise<boolean>((resolve) => {
-      const settle = (result: boolean) => {
+    return new Promise<ProbeResult>((resolve) => {
+      let published = false;
+      let settled = false;
+      const settle = (result: ProbeResult) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        // Any probe that came back (a readiness check's too) proves the path.
-        if (result) this.pathFailures = 0;
         this.probes.delete(nonce);
+        // Any probe that came back (a readiness check's too) proves the path.
+        if (result === 'arrived') this.pathFailures = 0;
         resolve(result);
       };
       // A timer that fires late (a busy event loop) runs before the socket reads of the same
       // turn: give a probe that did arrive that poll phase before calling it lost.
-      const timer = setTimeout(() => setImmediate(() => settle(false)), timeoutMs);
-      this.probes.set(nonce, settle);
+      const timer = setTimeout(() => setImmediate(() => settle(published ? 'lost' : 'unavailable')), timeoutMs);
+      timer.unref();
+      this.probes.set(nonce, () => settle('arrived'));
+      this.redis.commands.spublish(this.probe, nonce).then(
+        (receivers) => {
+          published = true;
+          if (receivers === 0) settle('lost');
+        },
+        () => settle('unavailable'),
+      );
     });
-    // The SPUBLISH itself may hang while Redis is away: the deadline covers it too.
-    this.redis.commands.spublish(this.probe, nonce).catch(() => this.probes.get(nonce)?.(false));
-    return arrived;
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
     if (this.resyncTimer) clearTimeout(this.resyncTimer);
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.pathCheck) clearInterval(this.pathCheck);
@@ -173,6 +194,7 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   private async onReady(): Promise<void> {
     const reconnect = this.connectedOnce;
     this.connectedOnce = true;
+    this.pathFailures = 0;
     try {
       if (!reconnect) await this.redis.subscriber.ssubscribe(this.probe);
       else await this.resubscribeAll('backplane reconnected; resubscribing');
@@ -182,12 +204,22 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     }
   }
 
-  /** Subscribes the probe and every feed's channel again, then reads every feed up to its head. */
+  /**
+   * Subscribes the probe and every feed's channel again, then reads every feed up to its head.
+   * A feed released meanwhile is skipped, and its channel let go again if this subscribed it
+   * after the release's SUNSUBSCRIBE (unless a new feed of the stream holds it by now).
+   */
   private async resubscribeAll(why: string): Promise<void> {
     const feeds = [...this.feeds.values()];
     this.logger.log({ msg: why, feeds: feeds.length });
     await this.redis.subscriber.ssubscribe(this.probe);
-    for (const feed of feeds) await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
+    for (const feed of feeds) {
+      if (this.stopped) return;
+      if (this.feeds.get(feed.stream) !== feed) continue;
+      const channel = streamChannel(feed.stream);
+      await this.redis.subscriber.ssubscribe(channel);
+      if (!this.feeds.has(feed.stream) && !this.stopped) await this.redis.subscriber.sunsubscribe(channel);
+    }
     await Promise.all(
       feeds.map((feed) => feed.resync().catch((error: unknown) => this.logger.warn({ msg: 'resync failed', stream: feed.stream, err: String(error) }))),
     );
@@ -201,11 +233,12 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
    * While Redis is down there is nothing to check: the reconnect does the same work.
    */
   private async checkPath(): Promise<void> {
-    const { commands, subscriber } = this.redis;
-    if (this.checkingPath || commands.status !== 'ready' || subscriber.status !== 'ready') return;
+    // \`ready\`, not the connections' status: a cluster connection stays \`ready\` while a master is down.
+    if (this.stopped || this.checkingPath || !this.redis.ready) return;
     this.checkingPath = true;
     try {
-      if (await this.roundTrip(PATH_PROBE_TIMEOUT_MS)) return;
+      const result = await this.probeOnce(PATH_PROBE_TIMEOUT_MS);
+      if (result !== 'lost' || this.stopped || !this.redis.ready) return;
       this.pathFailures++;
       if (this.pathFailures === 1) {
         this.metrics.pathRepairs.inc({ action: 'resubscribe' });
@@ -214,7 +247,7 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
         this.pathFailures = 0;
         this.metrics.pathRepairs.inc({ action: 'reconnect' });
         this.logger.warn({ msg: 'backplane probe still does not come back; reconnecting the subscriber' });
-        subscriber.disconnect(true);
+        this.redis.subscriber.disconnect(true);
       }
     } catch (error) {
       this.logger.warn({ msg: 'backplane path repair failed', err: String(error) });
@@ -273,7 +306,7 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   }
 
   private onMessage(channel: string, message: string): void {
-    if (channel === this.probe) return this.probes.get(message)?.(true);
+    if (channel === this.probe) return this.probes.get(message)?.();
     const stream = streamOfChannel(channel);
     const feed = stream && this.feeds.get(stream);
     if (!feed) return;
@@ -291,6 +324,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
     }
   }
 }
+
+type ProbeResult = 'arrived' | 'lost' | 'unavailable';
 
 type BackplaneMessage = { kind: 'event'; envelope: Envelope } | { kind: 'presence'; change: PresenceChange };
 
