@@ -74,7 +74,7 @@ export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnModuleDe
 
   /**
    * A socket whose client stopped reading holds what the pod sends it: first in the kernel,
-   * then in \`ws\`'s buffer, then in engine.io's packet queue, without bound. Once a second,
+   * then in `ws`'s buffer, then in engine.io's packet queue, without bound. Once a second,
    * any socket with more than WS_MAX_BUFFERED_BYTES unsent is cut off (it reconnects and
    * resumes from its seqs when it reads again). A broadcast writes to every socket without a
    * per-socket hook, hence the sweep; idle sockets cost two property reads each.

@@ -230,10 +230,12 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
    * streams that publish): the pod's probe must come back through it while Redis answers.
    * The first miss subscribes everything again; a second one in a row reconnects the
    * subscriber, which rebuilds the client library's state and ends in {@link onReady}.
-   * While Redis is down there is nothing to check: the reconnect does the same work.
+   * While Redis is down there is nothing to check: the reconnect does the same work. On a
+   * cluster the probe's channel lives on one shard: the others' channels are watched by the
+   * feed watchdog only (a probe per shard would cover quiet streams there too).
    */
   private async checkPath(): Promise<void> {
-    // \`ready\`, not the connections' status: a cluster connection stays \`ready\` while a master is down.
+    // `ready`, not the connections' status: a cluster connection stays `ready` while a master is down.
     if (this.stopped || this.checkingPath || !this.redis.ready) return;
     this.checkingPath = true;
     try {
