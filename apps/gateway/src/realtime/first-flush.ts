@@ -5,8 +5,9 @@ import type { GatewaySocket } from './socket.types';
  * A connection's first server frames in one write: Socket.IO's CONNECT and the gateway's
  * `hello` (PROTOCOL.md §1) leave together, in one syscall and one TCP segment, where engine.io
  * would write CONNECT at once and `hello` only after that write completed — a second write on
- * the pod and a second wake-up on the client for every connect (measured: ~10 % of a connect +
- * subscribe's CPU, pod and client together, in `npm run load`).
+ * the pod and a second wake-up on the client for every connect (measured in `npm run load`,
+ * with the Nest bypass of realtime.gateway.ts: −7 % pod and −6 % client CPU per connect +
+ * subscribe, +7 % connect rate).
  *
  * {@link holdFirstFlush} is the last Socket.IO middleware: it marks the websocket transport
  * busy, so CONNECT waits in engine.io's write buffer. {@link releaseFirstFlush}, after the
