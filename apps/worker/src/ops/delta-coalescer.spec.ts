@@ -224,6 +224,29 @@ describe('DeltaCoalescer', () => {
     ).toBe(tokens.join(''));
   });
 
+  it('keeps chunks more than a window apart as deltas of their own, however slow the publish ahead (the demo model stays ≥ 3 deltas)', async () => {
+    const fake = recorder(400);
+    const out = new DeltaCoalescer(fake.send, { windowMs: 50 });
+    // Its publish is in flight for 400 ms: every chunk below waits behind it.
+    const thinking = out.publish({ type: 'thinking', payload: { ...ids, content: 'hmm' } });
+    for (const chunk of ['Echo:', ' hi c', 'achi']) {
+      await jest.advanceTimersByTimeAsync(120);
+      await out.publish(delta(chunk));
+    }
+    // A fast burst right behind the last one still merges with it.
+    await jest.advanceTimersByTimeAsync(10);
+    await out.publish(delta('!'));
+    const flushed = out.flush();
+    await jest.advanceTimersByTimeAsync(5_000);
+    await Promise.all([thinking, flushed]);
+    expect(
+      fake
+        .events()
+        .filter(isDelta)
+        .map((e) => e.payload.content),
+    ).toEqual(['Echo:', ' hi c', 'achi!']);
+  });
+
   it('sends a delta early once it holds maxChars', async () => {
     const fake = recorder();
     const out = new DeltaCoalescer(fake.send, { windowMs: 1_000, maxChars: 10 });

@@ -14,7 +14,10 @@
  *
  * - `publish(event)` — a `message` delta is buffered and the promise settles at once; it
  *   goes out `windowMs` after the first chunk of the buffer, carrying every chunk of the same
- *   message that came meanwhile (or once `maxChars` have gathered). Any other event — a delta
+ *   message that came meanwhile (or once `maxChars` have gathered). A chunk that comes more
+ *   than `windowMs` after the one before it starts a delta of its own: only a fast stream is
+ *   merged, and text a model streamed visibly apart stays apart (the demo model's chunks,
+ *   DEMO_CHUNK_DELAY_MS apart, stay ≥ 3 deltas however slow Redis is). Any other event — a delta
  *   of another message (or of the same one with another role or `replyToId`), a whole
  *   `message`, `tool_start`, `usage`, `done`, … — first sends the buffered delta, then
  *   itself, and its promise settles once it is published, or rejects with the publish
@@ -24,8 +27,8 @@
  *   is given up, so nothing of it can reach the stream after another worker's `done`.
  *
  * Guarantees: events reach the publish function one at a time, in `publish` order (a delta
- * whose window ends while the publish ahead of it is in flight keeps gathering chunks until
- * it leaves, so a slow Redis gets fewer, larger events, not a backlog); the deltas published
+ * whose window ends while the publish ahead of it is in flight keeps gathering the chunks of a
+ * fast stream until it leaves, so a slow Redis gets fewer, larger events, not a backlog); the deltas published
  * for a message concatenate to exactly the chunks handed over. A failed publish of a
  * buffered delta happened in the background: its error is thrown by the next `publish` or
  * `flush` (once), and nothing more of the run is published before that, so the stream holds
@@ -63,6 +66,8 @@ interface Gathered {
   payload: MessagePayload;
   chunks: string[];
   chars: number;
+  /** When its last chunk came (performance.now()): a chunk later than a window after it starts a new delta. */
+  lastChunkAt: number;
   /** Its publish is queued; chunks of its message still join it until it leaves. */
   queued: boolean;
 }
@@ -109,12 +114,14 @@ export class DeltaCoalescer {
 
   private gather(payload: MessagePayload): void {
     const current = this.gathering;
-    if (current && sameMessage(current.payload, payload)) {
+    const now = performance.now();
+    if (current && sameMessage(current.payload, payload) && now - current.lastChunkAt <= this.windowMs) {
       current.chunks.push(payload.content);
       current.chars += payload.content.length;
+      current.lastChunkAt = now;
     } else {
       this.seal();
-      const gathered: Gathered = { payload, chunks: [payload.content], chars: payload.content.length, queued: false };
+      const gathered: Gathered = { payload, chunks: [payload.content], chars: payload.content.length, lastChunkAt: now, queued: false };
       this.gathering = gathered;
       this.timer = setTimeout(() => this.queue(gathered), this.windowMs);
     }
