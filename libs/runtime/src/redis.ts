@@ -150,18 +150,20 @@ export function reportRedisErrors(connections: Record<string, RedisClient>, repo
  */
 export class RedisPair {
   readonly commands: RedisClient;
-  readonly subscriber: RedisClient;
+  private subscriberConnection: RedisClient;
+  private readonly subscriberOptions: RedisConnectionOptions;
   /** Cluster only: whether every master answered the last health check (see {@link ready}). */
   private mastersAnswer = true;
   private readonly healthTimer: NodeJS.Timeout | null = null;
 
   constructor(
     { url, owner, commandRetries, resubscribe = true }: { url: string; owner: string; commandRetries?: number; resubscribe?: boolean },
-    report: (connection: string, error: Error) => void,
+    private readonly report: (connection: string, error: Error) => void,
   ) {
     this.commands = createRedis({ url, role: `${owner}:commands`, maxRetriesPerRequest: commandRetries });
-    this.subscriber = createRedis({ url, role: `${owner}:subscriber`, maxRetriesPerRequest: null, autoResubscribe: resubscribe });
-    reportRedisErrors({ commands: this.commands, subscriber: this.subscriber }, report);
+    this.subscriberOptions = { url, role: `${owner}:subscriber`, maxRetriesPerRequest: null, autoResubscribe: resubscribe };
+    this.subscriberConnection = createRedis(this.subscriberOptions);
+    reportRedisErrors({ commands: this.commands, subscriber: this.subscriberConnection }, report);
     // A cluster connection stays `ready` while its nodes are down (it only reroutes), so
     // readiness there also needs every master to answer a PING.
     const commands = this.commands;
@@ -169,6 +171,26 @@ export class RedisPair {
       this.healthTimer = setInterval(() => void this.checkMasters(commands), CLUSTER_HEALTH_CHECK_MS);
       this.healthTimer.unref();
     }
+  }
+
+  /** The pub/sub connection (a new one after {@link renewSubscriber}: read it when needed, do not keep it). */
+  get subscriber(): RedisClient {
+    return this.subscriberConnection;
+  }
+
+  /**
+   * Closes the subscriber connection and opens a new one, for an owner that found the old one
+   * beyond repair: a reconnect keeps the client object and whatever state of it went wrong
+   * (ioredis 6.0.0's cluster subscriber group can wait forever on a shard subscriber that was
+   * stopped while it connected, and then never subscribes that shard again). The new
+   * connection subscribes to nothing: the owner subscribes again once it is `ready`.
+   */
+  renewSubscriber(): RedisClient {
+    const old = this.subscriberConnection;
+    this.subscriberConnection = createRedis(this.subscriberOptions);
+    reportRedisErrors({ subscriber: this.subscriberConnection }, this.report);
+    old.disconnect();
+    return this.subscriberConnection;
   }
 
   /** Both connections are up (and, on a cluster, every master answered the last check). */

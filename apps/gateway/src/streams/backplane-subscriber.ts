@@ -5,6 +5,7 @@ import { type Envelope, isEnvelope, isStreamName, type PresenceChange, type Stre
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { RedisConnections } from '../redis/redis.providers';
+import type { RedisClient } from '@app/runtime';
 import { StreamFeed } from './stream-feed';
 
 /** A feed that heard nothing for this long is checked against its stream's head. */
@@ -63,17 +64,30 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   }
 
   onModuleInit(): void {
-    const subscriber = this.redis.subscriber;
-    subscriber.on('smessage', (channel: string, message: string) => this.onMessage(channel, message));
-    subscriber.on('ready', () => void this.onReady());
-    if (subscriber.status === 'ready') void this.onReady();
-    // On a cluster, ioredis moves sharded subscriptions to a slot's new master by itself
-    // (a failover, a node back); events published in between never arrive, so resync.
-    subscriber.on('subscribersReady', () => this.resyncSoon());
+    this.listen(this.redis.subscriber);
     this.watchdog = setInterval(() => void this.checkQuietFeeds(), FEED_WATCHDOG_MS);
     this.watchdog.unref();
     this.pathCheck = setInterval(() => void this.checkPath(), PATH_CHECK_MS);
     this.pathCheck.unref();
+  }
+
+  private readonly onSubscriberMessage = (channel: string, message: string) => this.onMessage(channel, message);
+  private readonly onSubscriberReady = () => void this.onReady();
+  // On a cluster, ioredis moves sharded subscriptions to a slot's new master by itself
+  // (a failover, a node back); events published in between never arrive, so resync.
+  private readonly onSubscriptionsMoved = () => this.resyncSoon();
+
+  private listen(subscriber: RedisClient): void {
+    subscriber.on('smessage', this.onSubscriberMessage);
+    subscriber.on('ready', this.onSubscriberReady);
+    subscriber.on('subscribersReady', this.onSubscriptionsMoved);
+    if (subscriber.status === 'ready') void this.onReady();
+  }
+
+  private unlisten(subscriber: RedisClient): void {
+    subscriber.off('smessage', this.onSubscriberMessage);
+    subscriber.off('ready', this.onSubscriberReady);
+    subscriber.off('subscribersReady', this.onSubscriptionsMoved);
   }
 
   attach(fanOut: FanOut): void {
@@ -228,8 +242,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   /**
    * The safety net under the whole subscriber connection (the feed watchdog below only sees
    * streams that publish): the pod's probe must come back through it while Redis answers.
-   * The first miss subscribes everything again; a second one in a row reconnects the
-   * subscriber, which rebuilds the client library's state and ends in {@link onReady}.
+   * The first miss subscribes everything again; a second one in a row replaces the
+   * subscriber connection with a new one, whose `ready` ends in {@link onReady}.
    * While Redis is down there is nothing to check: the reconnect does the same work. On a
    * cluster the probe's channel lives on one shard: the others' channels are watched by the
    * feed watchdog only (a probe per shard would cover quiet streams there too).
@@ -247,9 +261,12 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
         await this.resubscribeAll('backplane probe did not come back; resubscribing');
       } else {
         this.pathFailures = 0;
-        this.metrics.pathRepairs.inc({ action: 'reconnect' });
-        this.logger.warn({ msg: 'backplane probe still does not come back; reconnecting the subscriber' });
-        this.redis.subscriber.disconnect(true);
+        this.metrics.pathRepairs.inc({ action: 'replace' });
+        this.logger.warn({ msg: 'backplane probe still does not come back; replacing the subscriber connection' });
+        // A new connection, not a reconnect of this one: the client object's state is what
+        // went wrong (see RedisPair.renewSubscriber). Its 'ready' subscribes everything again.
+        this.unlisten(this.redis.subscriber);
+        this.listen(this.redis.renewSubscriber());
       }
     } catch (error) {
       this.logger.warn({ msg: 'backplane path repair failed', err: String(error) });
