@@ -189,6 +189,26 @@ describe('a port already in use', () => {
   }
 });
 
+describe('a bad variable', () => {
+  for (const kind of ['gateway', 'worker'] as const) {
+    it(`${kind}: LOG_LEVEL=log is one fatal JSON line naming LOG_LEVEL and exit 2 (the logger must not throw on it first)`, async () => {
+      const env = {
+        REDIS_URL: redis.url,
+        PORT: String(await freePort()),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'log',
+        JWT_SECRET: TEST_JWT_SECRET,
+        API_KEYS: TEST_API_KEY,
+      };
+      const { code, output } = await runToExit(join(ROOT, 'dist', 'apps', kind, 'main.js'), env);
+      expect(code).toBe(2);
+      expect(nonJsonLines(output)).toEqual([]);
+      const logged = lines(output).map((line) => JSON.parse(line) as { level: string; msg: string });
+      expect(logged).toEqual([expect.objectContaining({ level: 'fatal', msg: expect.stringContaining('LOG_LEVEL') })]);
+    });
+  }
+});
+
 describe('npm start over a running one', () => {
   const launcher = join(ROOT, 'dist', 'apps', 'embedded', 'main.js');
   // As package.json's start script runs it (there from the repository's root, here from elsewhere).

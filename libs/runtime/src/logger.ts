@@ -3,10 +3,14 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** The process logger: JSON lines on stdout, one field per fact, ready for a log pipeline. */
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
+/**
+ * The process logger: JSON lines on stdout, one field per fact, ready for a log pipeline.
+ * It starts at LOG_LEVEL only when that names a level: the config loader reports a bad value
+ * (naming the variable) through this logger, so it must not throw on it first.
+ */
+export function createLogger(service: string, level = process.env.LOG_LEVEL): Logger {
   return pino({
-    level,
+    level: level !== undefined && level in pino.levels.values ? level : 'info',
     base: { service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
