@@ -5,7 +5,7 @@
  * to 0 — exactly one, even when two predecessors finish at once on two workers — makes the
  * node ready. The same step hands out ready nodes up to the execution's concurrency limit
  * while it runs (none while paused), sweeps what has not started when it is cancelling or
- * failing, and ends the execution once, when no node is left.
+ * failing and no node runs any more, and ends the execution once, when no node is left.
  *
  * Common keys:
  * KEYS[1] the execution record (HASH status, gate:<node>; `failing` is the engine's own
@@ -39,6 +39,11 @@ end
 local function sweep()
   -- Not before init: an execution cancelled while queued is swept when it is laid out.
   if not stopping() or redis.call('HEXISTS', eng, 'left') == 0 then return end
+  -- Not while a node still runs (its abort is on the way): the step that settles the last one
+  -- sweeps and ends the execution, so its events publish the sweep before execution_complete.
+  -- A sweep in an earlier step raced the ending step's publish (a node left 'pending' after
+  -- execution_complete on a dashboard).
+  if tonumber(redis.call('HGET', eng, 'running') or '0') > 0 then return end
   if redis.call('HSETNX', eng, 'swept', '1') == 0 then return end
   local all = redis.call('HGETALL', eng)
   for i = 1, #all, 2 do
