@@ -135,6 +135,37 @@ describe('BackplaneSubscriber', () => {
     await waitFor(() => backplane.roundTrip(500), { timeoutMs: 15_000, message: 'the probe back after the outage' });
     expect([await repairs('resubscribe'), await repairs('replace')]).toEqual(before);
   });
+
+  it('a feed whose channel the client will not subscribe again while Redis answers gets a new subscriber connection (a shard the probe is not on)', async () => {
+    const stream: StreamName = 'bot:feed-replace';
+    const publisher = new StreamPublisher(commands, DEFAULT_RETENTION);
+    await backplane.acquire(stream);
+    const before = await repairs('replace');
+    const stuck = subscriber();
+    const ssubscribe = stuck.ssubscribe.bind(stuck) as (...channels: string[]) => Promise<unknown>;
+    // As ioredis 6.0.0 answers for a shard whose subscriber it lost: every other channel works.
+    stuck.ssubscribe = (async (...channels: string[]) => {
+      if (channels.includes(streamChannel(stream))) throw new Error('No sharded subscriber for slot: 1');
+      return ssubscribe(...channels);
+    }) as unknown as typeof stuck.ssubscribe;
+    await stuck.sunsubscribe(streamChannel(stream));
+
+    // Events the feed does not hear: the watchdog finds it behind, cannot subscribe, replaces.
+    let n = 0;
+    await waitFor(
+      async () => {
+        await publisher.publish(stream, thinking(n++));
+        return (await repairs('replace')) > before && subscriber() !== stuck;
+      },
+      { timeoutMs: 30_000, intervalMs: 1_000, message: 'the subscriber replaced' },
+    );
+    await waitFor(async () => (await listeners(streamChannel(stream))) === 1, { message: "the stream's channel on the new connection" });
+    const heard = seqs(stream).length;
+    await publisher.publish(stream, thinking(n++));
+    await waitFor(() => seqs(stream).length > heard && seqs(stream).at(-1) === n, { timeoutMs: 3_000, message: 'a live event on the new connection' });
+    expect(seqs(stream)).toEqual(Array.from({ length: n }, (_, k) => k + 1));
+    backplane.release(stream);
+  });
 });
 
 describe('BackplaneSubscriber on a Redis Cluster', () => {

@@ -20,6 +20,9 @@ const FEED_WATCHDOG_MS = 5_000;
 const PATH_CHECK_MS = 3_000;
 const PATH_PROBE_TIMEOUT_MS = 2_000;
 
+/** A replaced subscriber connection gets this long to come up and subscribe before another replacement. */
+const REPLACE_MIN_INTERVAL_MS = 10_000;
+
 /** Topology events come in bursts; one resync follows the last of them by this much. */
 const RESYNC_DEBOUNCE_MS = 250;
 
@@ -52,6 +55,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   private checkingPath = false;
   /** Path checks whose probe was lost since a probe last came back (or the subscriber reconnected). */
   private pathFailures = 0;
+  /** When the subscriber connection was last replaced (ms since the epoch; 0: never). */
+  private replacedAt = 0;
   private stopped = false;
 
   constructor(
@@ -260,19 +265,28 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
         this.metrics.pathRepairs.inc({ action: 'resubscribe' });
         await this.resubscribeAll('backplane probe did not come back; resubscribing');
       } else {
-        this.pathFailures = 0;
-        this.metrics.pathRepairs.inc({ action: 'replace' });
-        this.logger.warn({ msg: 'backplane probe still does not come back; replacing the subscriber connection' });
-        // A new connection, not a reconnect of this one: the client object's state is what
-        // went wrong (see RedisPair.renewSubscriber). Its 'ready' subscribes everything again.
-        this.unlisten(this.redis.subscriber);
-        this.listen(this.redis.renewSubscriber());
+        this.replaceSubscriber('backplane probe still does not come back; replacing the subscriber connection');
       }
     } catch (error) {
       this.logger.warn({ msg: 'backplane path repair failed', err: String(error) });
     } finally {
       this.checkingPath = false;
     }
+  }
+
+  /**
+   * A new subscriber connection, not a reconnect of this one: the client object's state is
+   * what went wrong (see RedisPair.renewSubscriber). Its 'ready' subscribes everything again
+   * and resyncs the feeds. At most one per {@link REPLACE_MIN_INTERVAL_MS}.
+   */
+  private replaceSubscriber(why: string): void {
+    if (Date.now() - this.replacedAt < REPLACE_MIN_INTERVAL_MS) return;
+    this.replacedAt = Date.now();
+    this.pathFailures = 0;
+    this.metrics.pathRepairs.inc({ action: 'replace' });
+    this.logger.warn({ msg: why });
+    this.unlisten(this.redis.subscriber);
+    this.listen(this.redis.renewSubscriber());
   }
 
   /**
@@ -315,9 +329,14 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
         if (after.epoch === before.epoch && after.seq === before.seq) continue;
         this.metrics.feedStalls.inc();
         this.logger.warn({ msg: 'a quiet feed was behind its stream; subscribing its channel again', stream: feed.stream, from: before, to: after });
-        await this.redis.subscriber.ssubscribe(streamChannel(feed.stream)).catch((error: unknown) => {
+        try {
+          await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
+        } catch (error) {
+          // Redis answered the head read just now: a subscriber that cannot subscribe is broken
+          // (on a cluster, possibly on a shard the path check's probe does not live on).
           this.logger.warn({ msg: 'resubscribe failed', stream: feed.stream, err: String(error) });
-        });
+          if (this.redis.ready) this.replaceSubscriber('a feed could not be subscribed again; replacing the subscriber connection');
+        }
       }
     } finally {
       this.checking = false;
