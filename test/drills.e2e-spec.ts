@@ -8,6 +8,7 @@ import {
   type Head,
   type Watcher,
   networkDrops,
+  phases,
   readHeads,
   readyStatus,
   reportDrill,
@@ -298,50 +299,58 @@ it.each([
 ])(
   'Redis restarted under steady load $label: every client takes one snapshot of the new epoch and ends consistent',
   async ({ wipe }) => {
-    const streams = names(wipe ? 'restart-wipe' : 'restart-aof', 3);
-    const { fleet: f, connectMs } = await startFleet({ urls: podUrls(), streamsFor: twoOf(streams), lite: LITE, sdk: SDK, name: wipe ? 'wipe' : 'aof' });
-    publisher = new SteadyPublisher(system.publisher(), streams, 20).start();
-    await f.flowing(5, 'events flowing');
-    const mark = f.mark();
-    const before = await readHeads(system.client, streams);
+    // A hang fails before the test's own timeout, naming the step it was stuck in.
+    const { phase, within } = phases();
+    await within(RESTART_TIMEOUT_MS - 10_000, async () => {
+      phase('connecting the fleet');
+      const streams = names(wipe ? 'restart-wipe' : 'restart-aof', 3);
+      const { fleet: f, connectMs } = await startFleet({ urls: podUrls(), streamsFor: twoOf(streams), lite: LITE, sdk: SDK, name: wipe ? 'wipe' : 'aof' });
+      publisher = new SteadyPublisher(system.publisher(), streams, 20).start();
+      await f.flowing(5, 'events flowing');
+      const mark = f.mark();
+      const before = await readHeads(system.client, streams);
 
-    const restartedAt = Date.now();
-    await system.redis.restart?.({ wipe });
-    const restartMs = since(restartedAt);
-    const backAt = Date.now();
-    // The publisher goes on: its next publish on each stream starts the stream's new epoch.
-    const fresh = await waitFor(
-      async () => {
-        const heads = await readHeads(system.client, streams);
-        return [...heads.entries()].every(([s, h]) => h.epoch !== before.get(s)?.epoch && h.seq > 0) ? heads : null;
-      },
-      { timeoutMs: 20_000, intervalMs: 50, message: 'a new epoch on every stream' },
-    );
-    await f.caughtUp(fresh, 'every client on the new epoch');
-    const consistentAfterMs = since(backAt);
-    await f.flowing(10, 'events flowing on the new epoch');
-    // With its data the new epoch continues the seqs after the surviving head (its base);
-    // without, the stream starts again from seq 1.
-    const bases = await Promise.all(streams.map(async (s) => Number((await system.client.hget(streamKeys(s).meta, 'base')) ?? 0)));
-    if (wipe) expect(bases).toEqual(streams.map(() => 0));
-    else streams.forEach((s, i) => expect(bases[i]).toBeGreaterThanOrEqual(before.get(s)?.seq ?? Infinity));
+      phase('restarting Redis');
+      const restartedAt = Date.now();
+      await system.redis.restart?.({ wipe });
+      const restartMs = since(restartedAt);
+      const backAt = Date.now();
+      phase('waiting for the new epoch and the clients on it');
+      // The publisher goes on: its next publish on each stream starts the stream's new epoch.
+      const fresh = await waitFor(
+        async () => {
+          const heads = await readHeads(system.client, streams);
+          return [...heads.entries()].every(([s, h]) => h.epoch !== before.get(s)?.epoch && h.seq > 0) ? heads : null;
+        },
+        { timeoutMs: 20_000, intervalMs: 50, message: 'a new epoch on every stream' },
+      );
+      await f.caughtUp(fresh, 'every client on the new epoch');
+      const consistentAfterMs = since(backAt);
+      await f.flowing(10, 'events flowing on the new epoch');
+      // With its data the new epoch continues the seqs after the surviving head (its base);
+      // without, the stream starts again from seq 1.
+      const bases = await Promise.all(streams.map(async (s) => Number((await system.client.hget(streamKeys(s).meta, 'base')) ?? 0)));
+      if (wipe) expect(bases).toEqual(streams.map(() => 0));
+      else streams.forEach((s, i) => expect(bases[i]).toBeGreaterThanOrEqual(before.get(s)?.seq ?? Infinity));
 
-    // Across a new epoch the SDK's store may drop events of the old subscription it held
-    // while the snapshot was on its way (the snapshot has them): not duplicates.
-    const heads = await finish(streams, f, publisher, { sdkStoreDuplicates: false });
-    expect(await f.storesMatchServer(system.gateways[1].url)).toEqual([]);
-    // One snapshot per stream and client (two streams each), for the new epoch; none more.
-    const perClient = f.watchers.map((w) => w.stats.snapshots);
-    expect(perClient.filter((n) => n !== 2)).toEqual([]);
-    reportDrill(wipe ? 'redis-restart-wiped' : 'redis-restart-aof', {
-      eventsPerSecond: 20 * streams.length,
-      connectMs,
-      restartMs,
-      consistentAfterMs,
-      newEpochBases: bases,
-      publishFailed: publisher?.stats.failed,
-      ...f.figures(mark),
-      published: total(heads),
+      // Across a new epoch the SDK's store may drop events of the old subscription it held
+      // while the snapshot was on its way (the snapshot has them): not duplicates.
+      phase('finishing: publisher stopped, clients at the heads, stores against a fresh snapshot');
+      const heads = await finish(streams, f, publisher, { sdkStoreDuplicates: false });
+      expect(await f.storesMatchServer(system.gateways[1].url)).toEqual([]);
+      // One snapshot per stream and client (two streams each), for the new epoch; none more.
+      const perClient = f.watchers.map((w) => w.stats.snapshots);
+      expect(perClient.filter((n) => n !== 2)).toEqual([]);
+      reportDrill(wipe ? 'redis-restart-wiped' : 'redis-restart-aof', {
+        eventsPerSecond: 20 * streams.length,
+        connectMs,
+        restartMs,
+        consistentAfterMs,
+        newEpochBases: bases,
+        publishFailed: publisher?.stats.failed,
+        ...f.figures(mark),
+        published: total(heads),
+      });
     });
   },
   RESTART_TIMEOUT_MS,

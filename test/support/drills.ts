@@ -838,3 +838,29 @@ export async function readyStatus(url: string): Promise<number> {
   const response = await fetch(`${url}/readyz`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(3_000) }).catch(() => null);
   return response?.status ?? 0;
 }
+
+/**
+ * Names the steps of a long drill so that one that hangs fails with the step it was in
+ * (`within`) before the test's own timeout, which names only the test.
+ */
+export function phases(): { phase(name: string): void; within<T>(ms: number, body: () => Promise<T>): Promise<T> } {
+  let current = 'start';
+  let since = Date.now();
+  return {
+    phase(name: string) {
+      current = name;
+      since = Date.now();
+    },
+    async within<T>(ms: number, body: () => Promise<T>): Promise<T> {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stuck = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`drill stuck for ${Date.now() - since} ms in: ${current}`)), ms);
+      });
+      try {
+        return await Promise.race([body(), stuck]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}

@@ -10,3 +10,4 @@ export * from './testing/wait';
 export * from './shutdown';
 export * from './redis-error-log';
 export * from './listen-error';
+export * from './with-timeout';

@@ -4,6 +4,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** How long a SIGTERM'd server gets to exit before it is killed. */
+const STOP_GRACE_MS = 20_000;
+
 /**
  * A private `redis-server` process on a free loopback port: the embedded default of
  * `npm start` and the Redis of every test. It can be stopped and started again on the same
@@ -77,7 +80,10 @@ export class RedisServerProcess {
     this.child = null;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    // A graceful stop may wait for replicas (shutdown-timeout) and the AOF; never for ever.
+    const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
     await exited;
+    clearTimeout(kill);
   }
 
   /** Starts the stopped server again on the same port; `wipe` drops its data first. */

@@ -1,6 +1,7 @@
 import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { ConnectionOptions } from 'bullmq';
 import { parseRedisUrl } from './redis-target';
+import { withTimeout } from './with-timeout';
 
 /** A connection to a single Redis or to a Redis Cluster: both speak every command we use. */
 export type RedisClient = Redis | Cluster;
@@ -205,26 +206,10 @@ export class RedisPair {
 
   private async checkMasters(cluster: Cluster): Promise<void> {
     const masters = cluster.nodes('master');
-    const pings = masters.map((node) => withTimeout(node.ping(), CLUSTER_HEALTH_CHECK_MS).then((reply) => reply === 'PONG'));
+    const pings = masters.map((node) => withTimeout(node.ping(), CLUSTER_HEALTH_CHECK_MS, 'a PING answer').then((reply) => reply === 'PONG'));
     this.mastersAnswer = masters.length > 0 && (await Promise.all(pings.map((p) => p.catch(() => false)))).every(Boolean);
   }
 }
 
 /** How often a cluster pair checks that every master answers (its readiness). */
 const CLUSTER_HEALTH_CHECK_MS = 1000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
-}

@@ -5,7 +5,7 @@ import { type Envelope, isEnvelope, isStreamName, type PresenceChange, type Stre
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { RedisConnections } from '../redis/redis.providers';
-import type { RedisClient } from '@app/runtime';
+import { type RedisClient, withTimeout } from '@app/runtime';
 import { StreamFeed } from './stream-feed';
 
 /** A feed that heard nothing for this long is checked against its stream's head. */
@@ -19,6 +19,9 @@ const FEED_WATCHDOG_MS = 5_000;
  */
 const PATH_CHECK_MS = 3_000;
 const PATH_PROBE_TIMEOUT_MS = 2_000;
+
+/** How long a repair's subscribe may take before it counts as failed (and the checks go on). */
+const REPAIR_DEADLINE_MS = 5_000;
 
 /** A replaced subscriber connection gets this long to come up and subscribe before another replacement. */
 const REPLACE_MIN_INTERVAL_MS = 10_000;
@@ -263,7 +266,9 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
       this.pathFailures++;
       if (this.pathFailures === 1) {
         this.metrics.pathRepairs.inc({ action: 'resubscribe' });
-        await this.resubscribeAll('backplane probe did not come back; resubscribing');
+        // Bounded: an SSUBSCRIBE queued on a shard connection that never comes up would
+        // otherwise hold `checkingPath` for ever, and no later check could replace it.
+        await withTimeout(this.resubscribeAll('backplane probe did not come back; resubscribing'), REPAIR_DEADLINE_MS, 'the resubscribe');
       } else {
         this.replaceSubscriber('backplane probe still does not come back; replacing the subscriber connection');
       }
@@ -330,7 +335,7 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
         this.metrics.feedStalls.inc();
         this.logger.warn({ msg: 'a quiet feed was behind its stream; subscribing its channel again', stream: feed.stream, from: before, to: after });
         try {
-          await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
+          await withTimeout(this.redis.subscriber.ssubscribe(streamChannel(feed.stream)), REPAIR_DEADLINE_MS, 'the SSUBSCRIBE');
         } catch (error) {
           // Redis answered the head read just now: a subscriber that cannot subscribe is broken
           // (on a cluster, possibly on a shard the path check's probe does not live on).

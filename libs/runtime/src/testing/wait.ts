@@ -1,6 +1,10 @@
+import { withTimeout } from '../with-timeout';
+
 /**
  * Awaiting conditions in tests: poll a predicate until it holds, with a deadline, so a test
  * waits exactly as long as the system needs and fails with a message when it never does.
+ * A probe that never settles (a command to a Redis that does not answer) fails at the
+ * deadline too, with the message, instead of hanging until the test's own timeout.
  */
 export async function waitFor<T>(
   probe: () => T | Promise<T>,
@@ -10,7 +14,8 @@ export async function waitFor<T>(
   let last: unknown;
   for (;;) {
     try {
-      const value = await probe();
+      const pending = probe();
+      const value = pending instanceof Promise ? await withTimeout(pending, Math.max(0, deadline - Date.now()) + 1, 'the probe') : pending;
       if (value) return value as NonNullable<T>;
       last = value;
     } catch (error) {
