@@ -105,6 +105,14 @@ it('cancel sweeps waiting gates and queued nodes once nothing runs, in the step 
   expect(await engine.settle(id, 't-y', 'y', 'completed', 'fail_execution')).toMatchObject({ cancelled: ['gate'], finish: 'cancelled' });
 });
 
+it('a gate that parks after the cancel, the last node running, sweeps itself and ends the execution', async () => {
+  const { id } = await launch(ids('gate', 'z'), 1);
+  expect(await engine.start(id, 'gate')).toBe('run');
+  await domain.transitionExecution(id, 'cancelling', ['running']);
+  expect((await engine.advance(id, 'cancel-2')).finish).toBeUndefined();
+  expect(await engine.park(id, 'park-gate', 'gate')).toMatchObject({ cancelled: expect.arrayContaining(['gate', 'z']), finish: 'cancelled' });
+});
+
 it('a budget overrun fails the execution', async () => {
   const { id } = await launch(ids('a', 'b'), 10, 1);
   expect(await engine.settle(id, 't-a', 'a', 'completed', 'fail_execution', 0.75)).toMatchObject({ spent: 0.75 });

@@ -10,7 +10,7 @@ export type { Logger } from 'pino';
  */
 export function createLogger(service: string, level = process.env.LOG_LEVEL): Logger {
   return pino({
-    level: level !== undefined && level in pino.levels.values ? level : 'info',
+    level: level !== undefined && (level === 'silent' || Object.hasOwn(pino.levels.values, level)) ? level : 'info',
     base: { service, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },

@@ -78,6 +78,7 @@ export class RedisServerProcess {
     const child = this.child;
     if (!child) return;
     this.child = null;
+    if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill(hard ? 'SIGKILL' : 'SIGTERM');
     // A graceful stop may wait for replicas (shutdown-timeout) and the AOF; never for ever.

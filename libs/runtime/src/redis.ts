@@ -190,6 +190,10 @@ export class RedisPair {
     const old = this.subscriberConnection;
     this.subscriberConnection = createRedis(this.subscriberOptions);
     reportRedisErrors({ subscriber: this.subscriberConnection }, this.report);
+    // What the old one says while it winds down is not the subscriber's state any more
+    // (an 'error' must still have a listener, or it would crash the process).
+    old.removeAllListeners('error');
+    old.on('error', () => undefined);
     old.disconnect();
     return this.subscriberConnection;
   }

@@ -49,7 +49,10 @@ export class DagCommands {
   }
 
   async humanDecision({ auth, commandId }: CommandIdentity, p: CommandPayload<'human_decision'>): Promise<CommandResult<'human_decision'>> {
-    await this.requireExecution(auth, p.executionId);
+    const execution = await this.requireExecution(auth, p.executionId);
+    // A stopping execution cancels its waiting gates once its running nodes stop: too late to decide.
+    if (execution.status === 'cancelling' || execution.status === 'failing')
+      throw new ProtocolError(ErrorCode.CONFLICT, `execution ${p.executionId} is ${execution.status}: its gates end cancelled`);
     const gate = await this.store.getGate(p.executionId, p.nodeId);
     if (gate === null) throw new ProtocolError(ErrorCode.NOT_FOUND, `node ${p.nodeId} of ${p.executionId} is not a human gate waiting for a decision`);
     const jobId = derivedId('decision', auth.userId, commandId);

@@ -52,7 +52,7 @@ export class GatewayMetrics {
   });
   readonly pathRepairs = new Counter({
     name: 'rtgw_backplane_path_repairs_total',
-    help: "Times the pod's own probe did not come back through its subscriber connection, by the repair made (resubscribe, then replace: a new subscriber connection)",
+    help: "Repairs of the pod's subscriber connection: resubscribe (its own probe did not come back), replace (a new connection: the probe still lost, or a feed that could not be subscribed again)",
     labelNames: ['action'] as const,
     registers: [this.registry],
   });

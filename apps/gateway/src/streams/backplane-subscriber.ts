@@ -58,7 +58,7 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   private checkingPath = false;
   /** Path checks whose probe was lost since a probe last came back (or the subscriber reconnected). */
   private pathFailures = 0;
-  /** When the subscriber connection was last replaced (ms since the epoch; 0: never). */
+  /** When the subscriber connection was last replaced (performance.now(); 0: never). */
   private replacedAt = 0;
   private stopped = false;
 
@@ -208,7 +208,15 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
   }
 
   private async open(feed: StreamFeed): Promise<void> {
-    await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
+    const subscriber = this.redis.subscriber;
+    try {
+      await subscriber.ssubscribe(streamChannel(feed.stream));
+    } catch (error) {
+      // Sent on a connection replaced meanwhile (closing it failed the SSUBSCRIBE): the new one
+      // serves the feed; anything else is the caller's error.
+      if (this.redis.subscriber === subscriber) throw error;
+      await this.redis.subscriber.ssubscribe(streamChannel(feed.stream));
+    }
     await feed.prime();
   }
 
@@ -284,14 +292,15 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
    * what went wrong (see RedisPair.renewSubscriber). Its 'ready' subscribes everything again
    * and resyncs the feeds. At most one per {@link REPLACE_MIN_INTERVAL_MS}.
    */
-  private replaceSubscriber(why: string): void {
-    if (Date.now() - this.replacedAt < REPLACE_MIN_INTERVAL_MS) return;
-    this.replacedAt = Date.now();
+  private replaceSubscriber(why: string): boolean {
+    if (this.stopped || (this.replacedAt > 0 && performance.now() - this.replacedAt < REPLACE_MIN_INTERVAL_MS)) return false;
+    this.replacedAt = performance.now();
     this.pathFailures = 0;
     this.metrics.pathRepairs.inc({ action: 'replace' });
     this.logger.warn({ msg: why });
     this.unlisten(this.redis.subscriber);
     this.listen(this.redis.renewSubscriber());
+    return true;
   }
 
   /**
@@ -340,7 +349,8 @@ export class BackplaneSubscriber implements OnModuleInit, OnApplicationShutdown 
           // Redis answered the head read just now: a subscriber that cannot subscribe is broken
           // (on a cluster, possibly on a shard the path check's probe does not live on).
           this.logger.warn({ msg: 'resubscribe failed', stream: feed.stream, err: String(error) });
-          if (this.redis.ready) this.replaceSubscriber('a feed could not be subscribed again; replacing the subscriber connection');
+          // The new connection subscribes every feed and resyncs them: nothing more to check here.
+          if (this.redis.ready && this.replaceSubscriber('a feed could not be subscribed again; replacing the subscriber connection')) break;
         }
       }
     } finally {

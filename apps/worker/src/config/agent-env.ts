@@ -105,8 +105,9 @@ export class AgentEnv extends BackplaneEnv {
   HTTP_GET_TIMEOUT_MS = 5_000;
 
   /**
-   * The demo model's pause between streamed chunks: longer than twice the default
-   * MESSAGE_COALESCE_MS, so its replies still reach dashboards as ≥ 3 deltas (PROTOCOL §9).
+   * The demo model's pause between streamed chunks: longer than MESSAGE_COALESCE_MS (a chunk
+   * more than a window after the last one is never merged with it), so its replies reach
+   * dashboards as ≥ 3 deltas (PROTOCOL §9).
    */
   @Transform(toInt)
   @IsInt()

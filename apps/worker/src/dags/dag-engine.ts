@@ -75,17 +75,6 @@ export class DagEngine {
     const { executionId, definition } = job;
     const execution = await this.domain.getExecution(executionId);
     if (!execution || FINISHED_EXECUTION.has(execution.status)) return 'skipped';
-    const out = new StepEvents(this.sink, executionId, 'start', 0);
-    await out.publish({
-      type: 'execution_started',
-      payload: {
-        executionId,
-        nodes: definition.nodes,
-        edges: definition.edges,
-        ...(job.dagId !== undefined ? { dagId: job.dagId } : {}),
-        ...(job.budgetUsd !== undefined ? { budgetUsd: job.budgetUsd } : {}),
-      },
-    });
     const preds = new Map<string, string[]>(definition.nodes.map((n) => [n.id, []]));
     const succ = new Map<string, string[]>(definition.nodes.map((n) => [n.id, []]));
     for (const { from, to } of definition.edges) {
@@ -98,6 +87,19 @@ export class DagEngine {
       limit,
       ...(job.budgetUsd !== undefined ? { budgetUsd: job.budgetUsd } : {}),
       ...(job.inputs ? { inputs: job.inputs } : {}),
+    });
+    // Announced once the record says running, so a dashboard that sees it running can pause it
+    // (announced first, a pause right after it met a record still 'queued': CONFLICT).
+    const out = new StepEvents(this.sink, executionId, 'start', 0);
+    await out.publish({
+      type: 'execution_started',
+      payload: {
+        executionId,
+        nodes: definition.nodes,
+        edges: definition.edges,
+        ...(job.dagId !== undefined ? { dagId: job.dagId } : {}),
+        ...(job.budgetUsd !== undefined ? { budgetUsd: job.budgetUsd } : {}),
+      },
     });
     await this.announce(out, step);
     return step.finish ?? 'started';
@@ -157,6 +159,8 @@ export class DagEngine {
 
   /** A human gate's decision (recorded first by the control job): the gate node ends. */
   async decideGate(executionId: string, nodeId: string, decision: HumanDecision, feedback: string | undefined, userId: string, jobId: string): Promise<void> {
+    // A gate the engine already ended (an execution that stopped sweeps it) is not decided any more.
+    if ((await this.store.nodeStatus(executionId, nodeId)) !== 'waiting') return;
     const out = new StepEvents(this.sink, executionId, `control.${jobId}`, 0);
     await out.publish({ type: 'human_gate_resolved', payload: { nodeId, decision, resolvedBy: userId } });
     const stored = await this.store.node(executionId, nodeId);

@@ -17,7 +17,8 @@
  *   message that came meanwhile (or once `maxChars` have gathered). A chunk that comes more
  *   than `windowMs` after the one before it starts a delta of its own: only a fast stream is
  *   merged, and text a model streamed visibly apart stays apart (the demo model's chunks,
- *   DEMO_CHUNK_DELAY_MS apart, stay ≥ 3 deltas however slow Redis is). Any other event — a delta
+ *   DEMO_CHUNK_DELAY_MS apart, stay ≥ 3 deltas however slow Redis is, as long as that pause
+ *   is longer than the window, as by default). Any other event — a delta
  *   of another message (or of the same one with another role or `replyToId`), a whole
  *   `message`, `tool_start`, `usage`, `done`, … — first sends the buffered delta, then
  *   itself, and its promise settles once it is published, or rejects with the publish

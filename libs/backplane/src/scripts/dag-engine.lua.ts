@@ -205,7 +205,8 @@ return answer(ARGV[1])
 
 /**
  * park — a human gate starts waiting: its node leaves the running count (a waiting gate holds
- * no slot) and the freed slot is handed out.
+ * no slot) and the freed slot is handed out; in a stopping execution with nothing else
+ * running, it sweeps and ends the execution.
  * ARGV[1] token   ARGV[2] node
  */
 export const DAG_PARK_LUA = `${COMMON}
@@ -215,7 +216,11 @@ local cur = redis.call('HGET', eng, 'n:' .. ARGV[2])
 if cur ~= 'scheduled' and cur ~= 'running' then return cjson.encode({ stale = true }) end
 redis.call('HSET', eng, 'n:' .. ARGV[2], 'waiting')
 redis.call('HINCRBY', eng, 'running', -1)
+-- Parked after the execution began to stop: if it was the last node running, this step
+-- sweeps (the gate too) and ends the execution, as a settle would.
+sweep()
 dispatch()
+finish()
 return answer(ARGV[1])
 `;
 

@@ -18,6 +18,11 @@ const started: DagEvent = {
 };
 
 describe('dag reducer', () => {
+  it('keeps a pause that reached the stream before execution_started (the worker announces the start after the record says running)', () => {
+    expect(fold([{ type: 'execution_state', payload: { status: 'paused' } }, started]).status).toBe('paused');
+    expect(fold([started]).status).toBe('running');
+  });
+
   it('follows nodes, edges, gates, cost and completion', () => {
     const state = fold([
       started,

@@ -54,7 +54,9 @@ const handlers: { [K in keyof DagEventPayloads]: Handler<K> } = {
     const next: DagState = {
       ...s,
       executionId: p.executionId,
-      status: 'running',
+      // A steering change that reached the stream first (a pause landing as the execution
+      // started) is the newer status.
+      status: s.status === 'pending' ? 'running' : s.status,
       nodes: p.nodes.map((node) => ({ ...node, status: 'pending' })),
       edges: [...p.edges],
       activeEdges: [],

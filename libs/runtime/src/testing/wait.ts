@@ -15,7 +15,8 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const pending = probe();
-      const value = pending instanceof Promise ? await withTimeout(pending, Math.max(0, deadline - Date.now()) + 1, 'the probe') : pending;
+      // Any thenable: a promise of another realm (Node's own fetch under jest) is not `instanceof Promise`.
+      const value = isThenable(pending) ? await withTimeout(Promise.resolve(pending), Math.max(0, deadline - Date.now()) + 1, 'the probe') : pending;
       if (value) return value as NonNullable<T>;
       last = value;
     } catch (error) {
@@ -26,4 +27,8 @@ export async function waitFor<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
