@@ -304,6 +304,24 @@ describe('StreamPublisher', () => {
     expect(remaining[0]).toBe(Math.min(7, checkpointSeq + 1));
     expect(remaining.at(-1)).toBe(7);
     expect(newestCheckpoint).toBeGreaterThanOrEqual(checkpointSeq);
+    // What the next trims skip the read by: a lower bound of every entry left.
+    const oldestKept = (await new StreamHistory(redis, retention).range(stream, remaining[0], remaining[0]))[0];
+    expect(Number(await redis.hget(streamKeys(stream).meta, 'oldestTs'))).toBeLessThanOrEqual(oldestKept.ts);
+  });
+
+  it("reads a stream's oldest entry for the age limit only once even the oldest time it recorded is past it", async () => {
+    const stream = newStream();
+    const redis = connect();
+    const retention: RetentionPolicy = { ...DEFAULT_RETENTION, maxAgeMs: 60 * 60 * 1000, trimEvery: 1 };
+    const publisher = new StreamPublisher(redis, retention);
+    await redis.config('RESETSTAT');
+    for (let i = 0; i < 20; i++) await publisher.publish(stream, thinking(i));
+    await publisher.drain();
+    // Twenty trims: the first reads the oldest entry and records its time, the others need not.
+    const stats = await redis.info('commandstats');
+    expect(/cmdstat_xrange:calls=(\d+)/.exec(stats)?.[1]).toBe('1');
+    const first = (await new StreamHistory(redis, retention).range(stream, 1, 1))[0];
+    expect(await redis.hget(streamKeys(stream).meta, 'oldestTs')).toBe(String(first.ts));
   });
 });
 
