@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { BOT_EVENT_TYPES, COMMAND_TYPES, DAG_EVENT_TYPES, ErrorCode } from '@app/protocol';
 import { GatewayEnv } from '../apps/gateway/src/config/gateway.env';
 import { OpenAiEnv } from '../apps/worker/src/agents/providers/openai-config';
@@ -25,4 +25,27 @@ it('documents every command, event type and error code in docs/protocol.md', () 
   expect(wanted.filter((name) => !rows.has(name))).toEqual([]);
   // No link leaves the repository.
   expect(doc).not.toMatch(/\]\((?:\.\.\/)+shared/);
+});
+
+/** The README's and docs' links inside the repository lead to files that are in it (a report named but never committed, say). */
+it('has no relative link in the README or docs/ to a file that is not in the repository', () => {
+  const root = join(__dirname, '..');
+  const pages = [
+    'README.md',
+    'load/README.md',
+    ...readdirSync(join(root, 'docs'))
+      .filter((name) => name.endsWith('.md'))
+      .map((name) => join('docs', name)),
+  ];
+  const broken: string[] = [];
+  for (const page of pages) {
+    const text = readFileSync(join(root, page), 'utf8');
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      // Addresses (https:, mailto:) and anchors in the same page are not files.
+      if (/^[a-z][a-z+.-]*:/i.test(target) || target.startsWith('#')) continue;
+      const path = target.split('#')[0];
+      if (!existsSync(join(root, dirname(page), path))) broken.push(`${page}: ${target}`);
+    }
+  }
+  expect(broken).toEqual([]);
 });
