@@ -208,10 +208,25 @@ export class RedisPair {
     await Promise.allSettled([this.commands.quit(), this.subscriber.quit()]);
   }
 
+  /**
+   * Every master the slot table names answers a PING. The slot table, not the connections
+   * ioredis holds: a killed master's connection ends and ioredis drops it from `nodes()` at
+   * once, while its slots (which answer nothing until a replica takes over) still name it
+   * until the next slots refresh after the failover — checking `nodes()` alone kept a pod
+   * ready through a master's death whenever the PING missed that short window.
+   */
   private async checkMasters(cluster: Cluster): Promise<void> {
-    const masters = cluster.nodes('master');
-    const pings = masters.map((node) => withTimeout(node.ping(), CLUSTER_HEALTH_CHECK_MS, 'a PING answer').then((reply) => reply === 'PONG'));
-    this.mastersAnswer = masters.length > 0 && (await Promise.all(pings.map((p) => p.catch(() => false)))).every(Boolean);
+    const connected = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+    const named = new Set(cluster.slots.map((owners) => owners?.[0]).filter((key): key is string => typeof key === 'string'));
+    const pings = [...named].map((key) => {
+      const node = connected.get(key);
+      if (!node) return Promise.resolve(false);
+      return withTimeout(node.ping(), CLUSTER_HEALTH_CHECK_MS, 'a PING answer').then(
+        (reply) => reply === 'PONG',
+        () => false,
+      );
+    });
+    this.mastersAnswer = pings.length > 0 && (await Promise.all(pings)).every(Boolean);
   }
 }
 
