@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -57,7 +57,7 @@ type Variant = 'spublish' | 'script';
 
 async function measure(variant: Variant, dir: string): Promise<number[]> {
   const wrapper = join(dir, 'redis-under-callgrind.sh');
-  writeFileSync(wrapper, `#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=${dir}/callgrind.out.%p redis-server "$@"\n`);
+  writeFileSync(wrapper, `#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file='${dir}/callgrind.out.%p' redis-server "$@"\n`);
   chmodSync(wrapper, 0o755);
   const server = await RedisServerProcess.start({ persistent: false, binary: wrapper });
   const redis = new Redis(server.url);
@@ -91,30 +91,29 @@ async function measure(variant: Variant, dir: string): Promise<number[]> {
     for (let i = 0; i < (STREAMS * 600) / 16; i++) await round(warm);
     await publisher.drain();
     const counts: number[] = [];
-    for (const scenario of SCENARIOS) {
+    for (const [k, scenario] of SCENARIOS.entries()) {
       execFileSync('callgrind_control', ['-z', pid], { stdio: 'ignore' });
       const rounds = Math.ceil(EVENTS / (scenario.streams * scenario.perStream));
       for (let i = 0; i < rounds; i++) await round(scenario);
       await publisher.drain();
       execFileSync('callgrind_control', ['-d', pid], { stdio: 'ignore' });
-      counts.push(instructionsOfLastDump(dir, pid) / (rounds * scenario.streams * scenario.perStream));
+      // Dumps are numbered from 1 in the order asked for.
+      counts.push(instructionsOf(join(dir, `callgrind.out.${pid}.${k + 1}`)) / (rounds * scenario.streams * scenario.perStream));
     }
     return counts;
   } finally {
-    await redis.quit();
+    await redis.quit().catch(() => undefined);
     for (const sub of subscribers) sub.disconnect();
-    await server.stop();
+    await server.dispose();
   }
 }
 
-/** The `summary:` of the newest numbered dump (callgrind.out.<pid>.<n>). */
-function instructionsOfLastDump(dir: string, pid: string): number {
-  const dumps = readdirSync(dir)
-    .filter((name) => name.startsWith(`callgrind.out.${pid}.`))
-    .sort((a, b) => Number(a.split('.').pop()) - Number(b.split('.').pop()));
-  const text = readFileSync(join(dir, dumps[dumps.length - 1]), 'utf8');
+/** A dump's `summary:` (every instruction counted between the zeroing and the dump). */
+function instructionsOf(dump: string): number {
+  if (!existsSync(dump)) throw new Error(`callgrind wrote no ${dump}`);
+  const text = readFileSync(dump, 'utf8');
   const summary = /^summary:\s*(\d+)/m.exec(text) ?? /^totals:\s*(\d+)/m.exec(text);
-  if (!summary) throw new Error(`no summary in ${dumps[dumps.length - 1]}`);
+  if (!summary) throw new Error(`no summary in ${dump}`);
   return Number(summary[1]);
 }
 

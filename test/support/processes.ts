@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, waitFor } from '@app/runtime';
+import { freePort, killOnExit, waitFor } from '@app/runtime';
 import { TEST_API_KEY, TEST_JWT_SECRET } from './tokens';
 
 const ROOT = join(__dirname, '..', '..');
@@ -50,9 +50,7 @@ export class AppProcess {
     this.child = child;
     this.output = '';
     // Never outlive the test process, even when it is killed between tests.
-    const killOnExit = () => child.kill('SIGKILL');
-    process.once('exit', killOnExit);
-    child.once('exit', () => process.off('exit', killOnExit));
+    killOnExit(child);
     const keep = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-200_000);
     };

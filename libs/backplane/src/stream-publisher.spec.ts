@@ -306,7 +306,9 @@ describe('StreamPublisher', () => {
     expect(newestCheckpoint).toBeGreaterThanOrEqual(checkpointSeq);
     // What the next trims skip the read by: a lower bound of every entry left.
     const oldestKept = (await new StreamHistory(redis, retention).range(stream, remaining[0], remaining[0]))[0];
-    expect(Number(await redis.hget(streamKeys(stream).meta, 'oldestTs'))).toBeLessThanOrEqual(oldestKept.ts);
+    const recorded = Number(await redis.hget(streamKeys(stream).meta, 'oldestTs'));
+    expect(recorded).toBeGreaterThan(0);
+    expect(recorded).toBeLessThanOrEqual(oldestKept.ts);
   });
 
   it("reads a stream's oldest entry for the age limit only once even the oldest time it recorded is past it", async () => {
@@ -321,6 +323,16 @@ describe('StreamPublisher', () => {
     const stats = await redis.info('commandstats');
     expect(/cmdstat_xrange:calls=(\d+)/.exec(stats)?.[1]).toBe('1');
     const first = (await new StreamHistory(redis, retention).range(stream, 1, 1))[0];
+    expect(await redis.hget(streamKeys(stream).meta, 'oldestTs')).toBe(String(first.ts));
+
+    // A recorded time past the limit (as an hour later) makes the next trim read again, trim
+    // nothing that is young, and record the oldest entry's real time.
+    await redis.hset(streamKeys(stream).meta, 'oldestTs', String(first.ts - retention.maxAgeMs - 1));
+    await redis.config('RESETSTAT');
+    await publisher.publish(stream, thinking(20));
+    await publisher.drain();
+    expect(/cmdstat_xrange:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1]).toBe('1');
+    expect((await new StreamHistory(redis, retention).range(stream, 1, 100)).map((e) => e.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
     expect(await redis.hget(streamKeys(stream).meta, 'oldestTs')).toBe(String(first.ts));
   });
 });

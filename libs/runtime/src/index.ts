@@ -11,3 +11,4 @@ export * from './shutdown';
 export * from './redis-error-log';
 export * from './listen-error';
 export * from './with-timeout';
+export * from './kill-on-exit';

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killOnExit } from './kill-on-exit';
 
 /** How long a SIGTERM'd server gets to exit before it is killed. */
 const STOP_GRACE_MS = 20_000;
@@ -125,9 +126,7 @@ export class RedisServerProcess {
     const child = spawn(this.options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: this.options.detached });
     this.child = child;
     // A private Redis never outlives the process that started it, however that one ends.
-    const killOnExit = () => child.kill('SIGKILL');
-    process.once('exit', killOnExit);
-    child.once('exit', () => process.off('exit', killOnExit));
+    killOnExit(child);
     return new Promise<void>((resolve, reject) => {
       let output = '';
       const onData = (chunk: Buffer) => {
@@ -144,6 +143,9 @@ export class RedisServerProcess {
       };
       const timer = setTimeout(() => {
         cleanup();
+        // Not left running: the caller tries another port, and nothing would stop this one.
+        child.kill('SIGKILL');
+        this.child = null;
         reject(new Error(`redis-server on port ${this.port} not ready after 10 s:\n${output}`));
       }, 10_000);
       const cleanup = () => {

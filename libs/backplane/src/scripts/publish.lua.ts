@@ -224,7 +224,7 @@ local function publish(s, first, n)
     -- even it is within the age limit there is nothing to read, so a stream kept by its count
     -- or younger than the limit reads its oldest entry about once per age limit, not at each
     -- trim (that XRANGE was ~2 % of the script's instructions over many streams).
-    local recorded = maxAge > 0 and tonumber(redis.call('HGET', meta, 'oldestTs') or '0')
+    local recorded = maxAge > 0 and (tonumber(redis.call('HGET', meta, 'oldestTs') or '0') or 0)
     if recorded and ts - recorded > maxAge then
       local oldest = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)
       -- The oldest entry left after this trim is no older than \`keptTs\`.
