@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { RedisServerProcess, waitFor } from '@app/runtime';
 import { signToken } from '../test/support/tokens';
 import { sleep } from '../bench/common';
@@ -265,7 +265,7 @@ async function main(): Promise<void> {
   );
   const dir = join(__dirname, '..', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, cfg.out || `load-${date}${cfg.preset === 'default' ? '' : `-${cfg.preset}`}.md`);
+  const file = resolve(dir, cfg.out || `load-${date}${cfg.preset === 'default' ? '' : `-${cfg.preset}`}.md`);
   writeFileSync(file, report);
   console.log(`\n${report}`);
   log(`report written to ${file}`);

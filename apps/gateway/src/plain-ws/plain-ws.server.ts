@@ -10,12 +10,11 @@ import { GATEWAY_CONFIG, type GatewayConfig } from '../config/gateway-config';
 import { Lifecycle } from '../lifecycle/lifecycle.service';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { ConnectionCore } from '../realtime/connection-core';
+import { SOCKET_IO_PATH } from '../realtime/socket.types';
 import { closeFrame, type CloseReason, PlainConnection, type PlainHost } from './plain-connection';
 import type { PlainEndpoint } from './plain-endpoint';
 
 const CONNECTION = Symbol('plain-connection');
-/** engine.io's own upgrade path (the gateway's Socket.IO `path` plus its trailing slash). */
-const SOCKET_IO_PATH = '/socket.io/';
 /** Frames a client may send before its authentication finished; one more is a flood. */
 const EARLY_FRAMES_MAX = 16;
 type TaggedSocket = WebSocket & { [CONNECTION]?: PlainConnection };
@@ -99,6 +98,9 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
   }
 
   private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // engine.io answers its own upgrades: exactly those it checks for, under `/socket.io/`.
+    // Checked first: every Socket.IO connect passes here, and needs nothing below.
+    if (request.url?.startsWith(`${SOCKET_IO_PATH}/`)) return;
     socket.on('error', () => undefined);
     let url: URL;
     try {
@@ -107,8 +109,6 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
       // A request target `new URL` cannot read (`//[`): nothing to route, nothing to throw.
       return void socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     }
-    // engine.io answers its own upgrades: exactly those it checks for, under `/socket.io/`.
-    if (request.url?.startsWith(SOCKET_IO_PATH)) return;
     for (const endpoint of this.endpoints) {
       const params = endpoint.match(url.pathname);
       if (!params) continue;

@@ -1,9 +1,10 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo, Socket as NetSocket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Server } from 'socket.io';
 import { io as connect, type Socket as ClientSocket } from 'socket.io-client';
-import { holdFirstFlush, releaseFirstFlush } from './first-flush';
-import type { GatewaySocket } from './socket.types';
+import { holdFirstFlush, joinUpgradeWrites, releaseFirstFlush } from './first-flush';
+import type { GatewayServer, GatewaySocket } from './socket.types';
 
 /**
  * A real Socket.IO server and client over loopback: what the server's TCP socket is asked to
@@ -71,4 +72,31 @@ it('a connection the hold did not take is left as it is', () => {
   expect(conn.transport.writable).toBe(true);
   releaseFirstFlush(socket);
   expect(conn.flush).not.toHaveBeenCalled();
+});
+
+/** Writes the server's TCP socket made from the upgrade until the client saw CONNECT (101, open, CONNECT). */
+async function writesUntilConnected(join: boolean): Promise<number> {
+  let count = 0;
+  // Prepended after joinUpgradeWrites, so it runs first: every write of the upgrade is counted.
+  if (join) joinUpgradeWrites(server as unknown as GatewayServer);
+  http.prependListener('upgrade', (_request: unknown, socket: Duplex) => {
+    const tcp = socket as NetSocket & { _writeGeneric: (...args: unknown[]) => unknown };
+    const write = tcp._writeGeneric.bind(tcp);
+    tcp._writeGeneric = (...args: unknown[]) => {
+      count++;
+      return write(...args);
+    };
+  });
+  const { port } = http.address() as AddressInfo;
+  client = connect(`http://127.0.0.1:${port}`, { transports: ['websocket'] });
+  await new Promise<void>((resolve) => client?.on('connect', resolve));
+  return count;
+}
+
+it('the 101 response and the open packet leave in one write when upgrades are joined', async () => {
+  await expect(writesUntilConnected(true)).resolves.toBe(2);
+});
+
+it('without the join the 101 and the open packet are two writes (what the join saves)', async () => {
+  await expect(writesUntilConnected(false)).resolves.toBe(3);
 });

@@ -1,5 +1,7 @@
-import type { Socket as NetSocket } from 'node:net';
-import type { GatewaySocket } from './socket.types';
+import type { IncomingMessage } from 'node:http';
+import { Socket as NetSocket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type GatewayServer, type GatewaySocket, SOCKET_IO_PATH } from './socket.types';
 
 /**
  * A connection's first server frames in one write: Socket.IO's CONNECT and the gateway's
@@ -43,4 +45,22 @@ export function releaseFirstFlush(socket: GatewaySocket): void {
     // Never left corked: engine.io's flush runs 'flush'/'drain' listeners, which could throw.
     tcp?.uncork();
   }
+}
+
+/**
+ * An upgrade's `101 Switching Protocols` and engine.io's `open` packet in one write, as the
+ * connection's next frames are above: `ws` writes the 101 at once and engine.io the `open`
+ * packet a microtask later (its handshake awaits the socket id), a syscall on the pod and a
+ * wake-up on the client each. The TCP socket stays corked from the upgrade event until the
+ * event loop's next check phase, after that handshake's microtasks: whatever the handshake
+ * wrote by then leaves in one writev. An upgrade that fails writes its refusal the same way.
+ * Prepended, so it runs before engine.io's own listener; other paths' upgrades are left alone.
+ */
+export function joinUpgradeWrites(server: GatewayServer): void {
+  const prefix = `${SOCKET_IO_PATH}/`;
+  server.httpServer.prependListener('upgrade', (request: IncomingMessage, socket: Duplex) => {
+    if (!(socket instanceof NetSocket) || !request.url?.startsWith(prefix)) return;
+    socket.cork();
+    setImmediate(() => socket.uncork());
+  });
 }

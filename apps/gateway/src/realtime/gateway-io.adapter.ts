@@ -4,6 +4,7 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
 import type { ServerOptions, Socket } from 'socket.io';
 import type { GatewayConfig } from '../config/gateway-config';
+import { SOCKET_IO_PATH } from './socket.types';
 import { tolerantParser } from './tolerant-parser';
 
 /**
@@ -23,7 +24,7 @@ export class GatewayIoAdapter extends IoAdapter {
     const { limits, corsOrigins, transports, heartbeatMs } = this.config;
     return super.createIOServer(port, {
       ...options,
-      path: '/socket.io',
+      path: SOCKET_IO_PATH,
       transports,
       pingInterval: heartbeatMs,
       pingTimeout: 20_000,

@@ -8,7 +8,7 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { ConnectionAuth } from '../auth/connection-auth.service';
 import { ConnectionCore } from './connection-core';
 import type { GatewayServer, GatewaySocket } from './socket.types';
-import { holdFirstFlush, releaseFirstFlush } from './first-flush';
+import { holdFirstFlush, joinUpgradeWrites, releaseFirstFlush } from './first-flush';
 import { forgetHandshake } from './handshake-memory';
 import { MALFORMED_FRAME_EVENT, TolerantDecoder } from './tolerant-parser';
 
@@ -52,6 +52,7 @@ export class RealtimeGateway implements OnGatewayInit<GatewayServer>, OnModuleDe
     // Last: the connection's CONNECT frame waits for `hello` (see first-flush.ts).
     server.use(holdFirstFlush);
     server.on('connection', (socket: GatewaySocket) => this.onConnection(socket));
+    joinUpgradeWrites(server);
     this.lifecycle.attach<GatewaySocket>({
       count: () => server.of('/').sockets.size,
       list: () => [...server.of('/').sockets.values()],
