@@ -1,3 +1,4 @@
+import type { Socket as NetSocket } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { cpuNow, nowUs, serveRequests } from '../bench/common';
@@ -49,6 +50,8 @@ interface AckReply {
 interface Conn {
   command(event: 'command' | 'join', arg: unknown, onAck: (reply: AckReply) => void): void;
   close(): void;
+  /** Force-closes the TCP connection with a reset (RST), as a broken network path would. */
+  reset(): void;
 }
 
 const IDLE = 0;
@@ -57,6 +60,8 @@ const READY = 2;
 const WAITING = 3;
 const CONNECT_TIMEOUT_US = 20_000_000;
 const MAX_ATTEMPTS = 30;
+/** How often the jitter drill looks for connections due for a reset. */
+const JITTER_SWEEP_MS = 50;
 const ID_RING = 4096;
 
 let plan: Plan;
@@ -433,6 +438,11 @@ function rawConn(i: number, myGen: number, url: string, localAddress: string, to
       ws.send(`42${id}${JSON.stringify([event, arg])}`);
     },
     close: () => ws.terminate(),
+    reset: () => {
+      const tcp = (ws as unknown as { _socket?: NetSocket })._socket;
+      if (tcp) tcp.resetAndDestroy();
+      else ws.terminate();
+    },
   };
 }
 
@@ -460,6 +470,11 @@ function sioConn(i: number, myGen: number, url: string, localAddress: string, to
   return {
     command: (event, arg, onAck) => socket.emit(event, arg, onAck),
     close: () => socket.close(),
+    reset: () => {
+      const tcp = (socket.io.engine?.transport as unknown as { ws?: { _socket?: NetSocket } } | undefined)?.ws?._socket;
+      if (tcp) tcp.resetAndDestroy();
+      else socket.close();
+    },
   };
 }
 
@@ -624,6 +639,49 @@ function dropped(i: number, myGen: number, timedOut: boolean): void {
   }
   setTimeout(() => enqueue(i), delayMs);
   pump();
+}
+
+/**
+ * Jitter drill, from the client side: for `durationMs`, every connection is reset (TCP RST)
+ * once it has been ready (connected and subscribed) for a random minMs–maxMs (one ready before
+ * the drill, at a random time within maxMs of its start). The pod sees what a broken path
+ * shows it, without a proxy in front of every delivery. A connection still opening is left
+ * alone: on a saturated machine opening can take longer than minMs, and resetting it again
+ * would only pile reconnects up. Answers how many connections it reset.
+ */
+function jitter(minMs: number, maxMs: number, durationMs: number): Promise<{ forceClosed: number }> {
+  const start = nowUs();
+  // Per socket: the connection (its gen) the deadline belongs to, and the deadline (µs).
+  const deadlineGen = new Float64Array(plan.count).fill(-1);
+  const deadline = new Float64Array(plan.count);
+  let forceClosed = 0;
+  for (let i = 0; i < plan.count; i++) {
+    if (!conns[i] || state[i] !== READY) continue;
+    deadlineGen[i] = gen[i];
+    deadline[i] = start + Math.random() * maxMs * 1000;
+  }
+  return new Promise((resolve) => {
+    const sweep = setInterval(() => {
+      const now = nowUs();
+      for (let i = 0; i < plan.count; i++) {
+        const conn = conns[i];
+        if (!conn || state[i] !== READY) continue;
+        if (deadlineGen[i] !== gen[i]) {
+          // First seen ready (within a sweep of it becoming so).
+          deadlineGen[i] = gen[i];
+          deadline[i] = now + (minMs + Math.random() * (maxMs - minMs)) * 1000;
+        }
+        if (now < deadline[i]) continue;
+        // Once: the connection's close comes back as an event (then `dropped` moves it on).
+        deadline[i] = Number.POSITIVE_INFINITY;
+        forceClosed++;
+        conn.reset();
+      }
+      if (now - start < durationMs * 1000) return;
+      clearInterval(sweep);
+      resolve({ forceClosed });
+    }, JITTER_SWEEP_MS);
+  });
 }
 
 function enqueue(i: number): void {
@@ -900,6 +958,7 @@ serveRequests({
   offline: (request) => {
     offlineMs = Number(request.ms) || 0;
   },
+  jitter: (request) => jitter(Number(request.minMs), Number(request.maxMs), Number(request.durationMs)),
   burstWatch: (request) => burstWatch(request as unknown as BurstPlan),
   burstResult: (request) => burstResult(request.finals as number[], Number(request.settleMs ?? 30_000)),
   /** Final check: every subscription is exactly at the stream's last published seq. */

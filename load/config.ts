@@ -241,7 +241,7 @@ export function sideSeconds(cfg: LoadConfig): number {
     'network-drops': cfg.drops * (cfg.dropMs / 1000 + 10 + moving(cfg.sockets)),
     'redis-restart': 40 + moving(cfg.sockets / 2),
   };
-  const proxies = cfg.drills.some((d) => d === 'jitter' || d === 'network-drops') ? 20 + cfg.sockets / cfg.migrateRate : 0;
+  const proxies = cfg.drills.includes('network-drops') ? 20 + cfg.sockets / cfg.migrateRate : 0;
   const publishOnly = cfg.burstRate > 0 ? cfg.burstFor + 15 : 0;
   const drills = cfg.drills.reduce((sum, d) => sum + (drill[d] ?? 60 + moving(cfg.sockets)), 0);
   return 60 + moving(cfg.sockets) + cfg.warmup + cfg.duration + publishOnly + proxies + drills;
