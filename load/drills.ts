@@ -12,9 +12,10 @@ import type { LoadSystem, Snapshot } from './system';
  * the report prints n/a. To add a drill, add an entry to DRILLS.
  *
  * The faults are the ones `npm test` runs small (test/drills.e2e-spec.ts): `rollingRestart`
- * and `connectionJitter` from test/support/drills.ts, and TcpProxy
- * (libs/runtime/src/testing/tcp-proxy.ts) drops, here in proxy processes of their own
- * (load/proxy-worker.ts) in front of each pod.
+ * from test/support/drills.ts, and TcpProxy (libs/runtime/src/testing/tcp-proxy.ts) drops,
+ * here in proxy processes of their own (load/proxy-worker.ts) in front of each pod. The
+ * jitter is the client processes' own resets here (test/support's `connectionJitter` resets
+ * through proxies).
  */
 export interface DrillContext {
   sys: LoadSystem;
@@ -261,7 +262,7 @@ const rollingRestartDrill: Drill = {
 };
 
 // ---------------------------------------------------------------------------------------
-// Network faults, through TCP proxies in front of the pods.
+// Network faults: the jitter (resets by the clients), and drops through TCP proxies in front of the pods.
 
 /**
  * Before the first network drill: TCP proxy processes in front of every pod, and every

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { RedisServerProcess, waitFor } from '@app/runtime';
 import { signToken } from '../test/support/tokens';
 import { sleep } from '../bench/common';
@@ -264,8 +264,8 @@ async function main(): Promise<void> {
     cfg.drills.map((name) => `Drill ${name}: ${DRILLS[name].describe(cfg)}`),
   );
   const dir = join(__dirname, '..', 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
   const file = resolve(dir, cfg.out || `load-${date}${cfg.preset === 'default' ? '' : `-${cfg.preset}`}.md`);
+  mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, report);
   console.log(`\n${report}`);
   log(`report written to ${file}`);

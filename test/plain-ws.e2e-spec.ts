@@ -3,6 +3,7 @@ import { waitFor } from '@app/runtime';
 import { connect as connectTcp } from 'node:net';
 import WebSocket from 'ws';
 import { openPlain, type PlainTestSocket } from './support/plain-ws';
+import { startGateway } from './support/processes';
 import { connectSocket, range, seqsOf, type TestSocket } from './support/sockets';
 import { startSystem, type TestSystem } from './support/system';
 import { signToken } from './support/tokens';
@@ -96,8 +97,8 @@ describe('authentication', () => {
 
 describe('upgrades', () => {
   /** Sends a raw upgrade request; resolves with the status line, or 'hung' when nothing came in 3 s. */
-  async function rawUpgrade(target: string): Promise<string> {
-    const { port } = new URL(system.gateways[0].url);
+  async function rawUpgrade(target: string, baseUrl = system.gateways[0].url): Promise<string> {
+    const { port } = new URL(baseUrl);
     const socket = connectTcp(Number(port), '127.0.0.1');
     socket.on('error', () => undefined);
     socket.write(
@@ -125,6 +126,16 @@ describe('upgrades', () => {
     expect(await rawUpgrade('/socket.io?EIO=4&transport=websocket')).toBe('HTTP/1.1 404 Not Found');
     expect(await rawUpgrade('/socket.iox/')).toBe('HTTP/1.1 404 Not Found');
     expect(await rawUpgrade('/socket.io/?EIO=4&transport=websocket')).toBe('HTTP/1.1 101 Switching Protocols');
+  });
+
+  it('answers a Socket.IO upgrade 400 on a pod that runs Socket.IO without websockets, and stays up', async () => {
+    const pollingOnly = await startGateway({ redisUrl: system.redis.url, env: { TRANSPORTS: 'polling' } });
+    try {
+      expect(await rawUpgrade('/socket.io/?EIO=4&transport=websocket', pollingOnly.url)).toBe('HTTP/1.1 400 Bad Request');
+      expect((await fetch(`${pollingOnly.url}/healthz`)).status).toBe(200);
+    } finally {
+      await pollingOnly.stop();
+    }
   });
 
   it('acks commands sent right behind the auth frame, before authentication finished', async () => {

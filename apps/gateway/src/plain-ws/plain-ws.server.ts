@@ -36,6 +36,8 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
   private readonly wss: WebSocketServer;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly heartbeatMs: number;
+  /** Whether Socket.IO runs websockets, i.e. engine.io answers the upgrades under its path. */
+  private readonly socketIoUpgrades: boolean;
   readonly maxBufferedBytes: number;
 
   constructor(
@@ -57,6 +59,7 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
       WebSocket: ContractWebSocket,
     });
     this.heartbeatMs = config.heartbeatMs;
+    this.socketIoUpgrades = config.transports.includes('websocket');
   }
 
   register(endpoint: PlainEndpoint): void {
@@ -98,10 +101,15 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
   }
 
   private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    // engine.io answers its own upgrades: exactly those it checks for, under `/socket.io/`.
-    // Checked first: every Socket.IO connect passes here, and needs nothing below.
-    if (request.url?.startsWith(`${SOCKET_IO_PATH}/`)) return;
-    socket.on('error', () => undefined);
+    // Node takes its own 'error' listener off an upgraded socket: a reset before ws or
+    // engine.io add theirs must not end the process.
+    socket.on('error', ignoreError);
+    if (request.url?.startsWith(`${SOCKET_IO_PATH}/`)) {
+      // engine.io answers its own upgrades (exactly those under `/socket.io/`) when it runs
+      // websockets; without them nothing else would ever answer this one.
+      if (this.socketIoUpgrades) return;
+      return void socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
     let url: URL;
     try {
       url = new URL(request.url ?? '/', 'http://gateway');
@@ -252,6 +260,9 @@ function onPong(this: TaggedSocket): void {
 }
 
 /** Protocol errors of one socket (a frame too large, a bad opcode): `ws` closes it already. */
+/** One listener for every upgraded socket: its errors end it, and nothing else needs telling. */
+function ignoreError(): void {}
+
 function onSocketError(this: TaggedSocket, error: Error & { code?: string }): void {
   const connection = this[CONNECTION];
   if (connection && error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') connection.end('too_large');

@@ -1,5 +1,5 @@
 import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo, Socket as NetSocket } from 'node:net';
+import { type AddressInfo, connect as connectTcp, type Socket as NetSocket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Server } from 'socket.io';
 import { io as connect, type Socket as ClientSocket } from 'socket.io-client';
@@ -99,4 +99,18 @@ it('the 101 response and the open packet leave in one write when upgrades are jo
 
 it('without the join the 101 and the open packet are two writes (what the join saves)', async () => {
   await expect(writesUntilConnected(false)).resolves.toBe(3);
+});
+
+it('an upgrade engine.io refuses still gets its 400 when upgrades are joined', async () => {
+  joinUpgradeWrites(server as unknown as GatewayServer);
+  const { port } = http.address() as AddressInfo;
+  const tcp = connectTcp(port, '127.0.0.1');
+  let answer = '';
+  tcp.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+  tcp.write(
+    'GET /socket.io/?EIO=4&transport=websocket&sid=no-such-session HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  );
+  await new Promise((resolve) => tcp.on('close', resolve));
+  expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*Session ID unknown/);
 });

@@ -53,14 +53,25 @@ export function releaseFirstFlush(socket: GatewaySocket): void {
  * packet a microtask later (its handshake awaits the socket id), a syscall on the pod and a
  * wake-up on the client each. The TCP socket stays corked from the upgrade event until the
  * event loop's next check phase, after that handshake's microtasks: whatever the handshake
- * wrote by then leaves in one writev. An upgrade that fails writes its refusal the same way.
- * Prepended, so it runs before engine.io's own listener; other paths' upgrades are left alone.
+ * wrote by then leaves in one writev. An upgrade engine.io refuses is uncorked at once (its
+ * `connection_error` comes just before it writes the 400 and destroys the socket, which
+ * would discard a corked write). Prepended, so it runs before engine.io's own listener;
+ * other paths' upgrades are left alone.
  */
 export function joinUpgradeWrites(server: GatewayServer): void {
   const prefix = `${SOCKET_IO_PATH}/`;
+  const uncorkers = new WeakMap<IncomingMessage, () => void>();
   server.httpServer.prependListener('upgrade', (request: IncomingMessage, socket: Duplex) => {
     if (!(socket instanceof NetSocket) || !request.url?.startsWith(prefix)) return;
     socket.cork();
-    setImmediate(() => socket.uncork());
+    let corked = true;
+    const uncork = () => {
+      if (!corked) return;
+      corked = false;
+      socket.uncork();
+    };
+    uncorkers.set(request, uncork);
+    setImmediate(uncork);
   });
+  server.engine.on('connection_error', ({ req }: { req: IncomingMessage }) => uncorkers.get(req)?.());
 }
