@@ -259,10 +259,10 @@ function onPong(this: TaggedSocket): void {
   if (connection) connection.alive = true;
 }
 
-/** Protocol errors of one socket (a frame too large, a bad opcode): `ws` closes it already. */
 /** One listener for every upgraded socket: its errors end it, and nothing else needs telling. */
 function ignoreError(): void {}
 
+/** Protocol errors of one socket (a frame too large, a bad opcode): `ws` closes it already. */
 function onSocketError(this: TaggedSocket, error: Error & { code?: string }): void {
   const connection = this[CONNECTION];
   if (connection && error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') connection.end('too_large');
