@@ -292,10 +292,9 @@ async function throughProxies({ sys, cfg, log }: DrillContext): Promise<string |
  * client connection is force-closed (TCP reset, by its client process) once it has been
  * connected and subscribed for a random 0.8–1.2 × jitterPeriod, and its client stays away
  * ~jitterOffline ms before reconnecting and resubscribing; publishing goes on at the steady
- * rates. The resets come
- * from the clients rather than from TCP proxies in front of the pods (as in `npm test`'s small
- * drill, test/support/drills.ts `connectionJitter`): at 50k sockets a proxy hop for every
- * delivery took more CPU than this machine had left for the reconnects.
+ * rates. The resets come from the clients rather than from TCP proxies in front of the pods
+ * (as in `npm test`'s small drill, test/support/drills.ts `connectionJitter`): at 50k sockets
+ * a proxy hop for every delivery took more CPU than this machine had left for the reconnects.
  */
 const jitter: Drill = {
   name: 'jitter',

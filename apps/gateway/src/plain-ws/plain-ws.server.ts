@@ -108,14 +108,14 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
       // engine.io answers its own upgrades (exactly those under `/socket.io/`) when it runs
       // websockets; without them nothing else would ever answer this one.
       if (this.socketIoUpgrades) return;
-      return void socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return refuseUpgrade(socket, '400 Bad Request');
     }
     let url: URL;
     try {
       url = new URL(request.url ?? '/', 'http://gateway');
     } catch {
       // A request target `new URL` cannot read (`//[`): nothing to route, nothing to throw.
-      return void socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return refuseUpgrade(socket, '400 Bad Request');
     }
     for (const endpoint of this.endpoints) {
       const params = endpoint.match(url.pathname);
@@ -123,7 +123,7 @@ export class PlainWsServer implements PlainHost, OnApplicationBootstrap, OnAppli
       this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws as TaggedSocket, endpoint, params, url.searchParams));
       return;
     }
-    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    refuseUpgrade(socket, '404 Not Found');
   }
 
   /**
@@ -261,6 +261,11 @@ function onPong(this: TaggedSocket): void {
 
 /** One listener for every upgraded socket: its errors end it, and nothing else needs telling. */
 function ignoreError(): void {}
+
+/** Answers an upgrade no one takes with an empty HTTP error and closes the connection. */
+function refuseUpgrade(socket: Duplex, status: '400 Bad Request' | '404 Not Found'): void {
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
 
 /** Protocol errors of one socket (a frame too large, a bad opcode): `ws` closes it already. */
 function onSocketError(this: TaggedSocket, error: Error & { code?: string }): void {

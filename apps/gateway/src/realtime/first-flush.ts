@@ -69,6 +69,8 @@ export function joinUpgradeWrites(server: GatewayServer): void {
       if (!corked) return;
       corked = false;
       socket.uncork();
+      // engine.io keeps the request for the connection's life: hold nothing of ours with it.
+      uncorkers.delete(request);
     };
     uncorkers.set(request, uncork);
     setImmediate(uncork);
